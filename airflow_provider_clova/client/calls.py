@@ -1,0 +1,217 @@
+"""What each CLOVA Studio call sends and how its answer is read: pure data, no I/O.
+
+The sync and async clients both execute these ``Call`` values, so a path, a body rule or a
+result parser exists once, whichever transport runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_clova.client.catalog import model_info
+from airflow_provider_clova.client.errors import ClovaStudioConfigError
+from airflow_provider_clova.client.models import ChatResult, TuningTask, TuningTaskPage
+from airflow_provider_clova.client.params import TUNING_FIELDS, normalize, normalize_chat_params
+
+TUNING_TASKS_PATH = "/tuning/v2/tasks"
+MAX_PAGE_SIZE = 100
+
+
+def _identity(result: Any) -> Any:
+    return result
+
+
+@dataclass(frozen=True)
+class Call:
+    """One logical request: method, path, body, whether repeating it is harmless, and its parser."""
+
+    method: str
+    path: str
+    route: str
+    json: Any = None
+    params: Mapping[str, Any] | None = None
+    idempotent: bool = True
+    parse: Callable[[Any], Any] = field(default=_identity, repr=False)
+    #: For chat: (model whose budget pays, estimated cost in tokens, output tokens reserved).
+    budget_model: str | None = None
+    estimated_cost: int = 0
+    reserved_output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class TuningDataset:
+    """Where a training dataset lives in Object Storage, with the credentials CLOVA uses to read it."""
+
+    bucket: str
+    key: str
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("bucket", "key", "access_key", "secret_key"):
+            if not getattr(self, name):
+                raise ClovaStudioConfigError(f"tuning dataset: {name} is empty")
+        if self.key.startswith("/") or self.key.startswith(f"{self.bucket}/"):
+            raise ClovaStudioConfigError(
+                f"tuning dataset: key {self.key!r} must be the object key inside the bucket, "
+                "without a leading '/' or the bucket name"
+            )
+
+    def to_api(self) -> dict[str, str]:
+        return {
+            "trainingDatasetBucket": self.bucket,
+            "trainingDatasetFilePath": self.key,
+            "trainingDatasetAccessKey": self.access_key,
+            "trainingDatasetSecretKey": self.secret_key,
+        }
+
+
+def tuning_body(model: str, dataset: TuningDataset | None, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The create body: fields checked against the documented ranges, model checked tunable."""
+    info = model_info(model)
+    if not info.tunable:
+        from airflow_provider_clova.client.catalog import tunable_models
+
+        raise ClovaStudioConfigError(
+            f"create tuning task: model {model!r} cannot be tuned; tunable models: {', '.join(tunable_models())}"
+        )
+    body = normalize({"model": model, **fields}, TUNING_FIELDS, where="create tuning task")
+    if dataset is not None:
+        body.update(dataset.to_api())
+    present = [
+        k
+        for k in (
+            "trainingDatasetBucket",
+            "trainingDatasetFilePath",
+            "trainingDatasetAccessKey",
+            "trainingDatasetSecretKey",
+        )
+        if k in body
+    ]
+    if present and len(present) != 4:
+        raise ClovaStudioConfigError(
+            "create tuning task: trainingDatasetBucket, trainingDatasetFilePath, trainingDatasetAccessKey "
+            "and trainingDatasetSecretKey go together; give a TuningDataset"
+        )
+    return body
+
+
+def create_tuning_task(body: Mapping[str, Any]) -> Call:
+    return Call(
+        "POST",
+        TUNING_TASKS_PATH,
+        "tuning.create",
+        json=dict(body),
+        idempotent=False,
+        parse=TuningTask.from_api,
+    )
+
+
+def get_tuning_task(task_id: str) -> Call:
+    return Call("GET", f"{TUNING_TASKS_PATH}/{_task_id(task_id)}", "tuning.get", parse=TuningTask.from_api)
+
+
+def list_tuning_tasks_page(page: int, size: int) -> Call:
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise ClovaStudioConfigError(f"list tuning tasks: page size must be 1-{MAX_PAGE_SIZE}, got {size}")
+    return Call(
+        "GET",
+        TUNING_TASKS_PATH,
+        "tuning.list",
+        params={"page": page, "size": size},
+        parse=TuningTaskPage.from_api,
+    )
+
+
+def delete_tuning_task(task_id: str) -> Call:
+    # Deleting twice is harmless (the second answers 404), so the call may be retried.
+    return Call("DELETE", f"{TUNING_TASKS_PATH}/{_task_id(task_id)}", "tuning.delete")
+
+
+def chat_completion(
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    model: str,
+    task_id: str | None,
+    params: Mapping[str, Any],
+    prefix: str,
+) -> Call:
+    """A chat call for a base model or a tuned task; v1 or v3 chosen by the (base) model."""
+    from airflow_provider_clova.client.params import requested_output_tokens
+    from airflow_provider_clova.client.tokens import estimate_input_tokens
+
+    info = model_info(model)
+    checked_messages = _messages(messages)
+    body: dict[str, Any] = {"messages": checked_messages}
+    body.update(normalize_chat_params(params, api=info.api, max_output_tokens=info.max_output_tokens))
+    if task_id:
+        path = f"{prefix}/{info.api}/tasks/{_task_id(task_id)}/chat-completions"
+        route = "chat.tuned"
+    else:
+        path = f"{prefix}/{info.api}/chat-completions/{model}"
+        route = f"chat.{info.api}"
+    reserved = requested_output_tokens(body)
+    return Call(
+        "POST",
+        path,
+        route,
+        json=body,
+        # A repeated chat call creates nothing lasting; it only spends budget, which the limiter meters.
+        idempotent=True,
+        parse=lambda result: ChatResult.from_api(result or {}, api=info.api),
+        budget_model=model,
+        estimated_cost=estimate_input_tokens(checked_messages) + reserved,
+        reserved_output_tokens=reserved,
+    )
+
+
+def count_tokens(messages: Sequence[Mapping[str, Any]], *, model: str) -> Call:
+    info = model_info(model)
+    return Call(
+        "POST",
+        f"/{info.api}/api-tools/chat-tokenize/{model}",
+        "tokenize",
+        json={"messages": _messages(messages)},
+        parse=_token_total,
+    )
+
+
+def _token_total(result: Any) -> int:
+    """Total tokens from the token-count answer (per-message counts are summed)."""
+    if isinstance(result, Mapping):
+        for key in ("totalTokens", "count", "numTokens"):
+            if key in result:
+                return int(result[key])
+        items = result.get("messages")
+    else:
+        items = result
+    if isinstance(items, list):
+        return sum(int(item.get("count", 0)) for item in items if isinstance(item, Mapping))
+    raise ValueError(f"unexpected token-count answer: {result!r}")
+
+
+def _task_id(task_id: str) -> str:
+    task_id = str(task_id).strip()
+    if not task_id or not task_id.isalnum():
+        raise ClovaStudioConfigError(f"tuning task id {task_id!r} is not valid (expected letters and digits)")
+    return task_id
+
+
+def _messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(messages, (str, bytes)) or not messages:
+        raise ClovaStudioConfigError("chat: messages must be a non-empty list of {role, content} objects")
+    out = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise ClovaStudioConfigError(f"chat: messages[{index}] must be an object with role and content")
+        role = message.get("role")
+        if role not in ("system", "user", "assistant", "tool"):
+            raise ClovaStudioConfigError(
+                f"chat: messages[{index}].role={role!r} is not valid; use system, user or assistant"
+            )
+        if "content" not in message:
+            raise ClovaStudioConfigError(f"chat: messages[{index}] has no content")
+        out.append(dict(message))
+    return out

@@ -1,0 +1,341 @@
+"""CLOVA Studio clients on httpx: ``ClovaStudioClient`` (sync) and ``AsyncClovaStudioClient``.
+
+Both run the same ``Call`` values (``calls.py``) through the same attempt logic: auth by
+``httpx.Auth`` (fresh signature per attempt), one request id per logical call kept across
+retries, the envelope parser, the tenacity retry policy, and, for chat, the shared QPM/TPM
+limiter. Each client owns one pooled httpx client; use it as a context manager or call
+``close()``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+import tenacity
+
+from airflow_provider_clova import __version__
+from airflow_provider_clova.client import calls
+from airflow_provider_clova.client.calls import Call, TuningDataset
+from airflow_provider_clova.client.config import ClientConfig
+from airflow_provider_clova.client.envelope import parse_response
+from airflow_provider_clova.client.errors import (
+    ClovaStudioApiError,
+    ClovaStudioNotFoundError,
+    ClovaStudioRateLimitError,
+    ClovaStudioTimeoutError,
+    ClovaStudioTransportError,
+    ClovaStudioUnknownOutcomeError,
+)
+from airflow_provider_clova.client.models import ChatResult, TuningTask, TuningTaskPage
+from airflow_provider_clova.client.retry import retry_kwargs, server_cannot_have_acted
+
+REQUEST_ID_HEADER = "X-NCP-CLOVASTUDIO-REQUEST-ID"
+LIST_PAGE_SIZE = 50
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def translate_transport_error(exc: httpx.HTTPError, call: Call, request_id: str) -> ClovaStudioApiError:
+    """Map an httpx failure to our error classes, noting whether the request may have arrived."""
+    where: dict[str, Any] = {"method": call.method, "path": call.path, "request_id": request_id}
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return ClovaStudioTransportError(f"could not connect: {exc}", request_sent=False, **where)
+    if isinstance(exc, httpx.PoolTimeout):
+        return ClovaStudioTransportError(f"no free connection: {exc}", request_sent=False, **where)
+    if isinstance(exc, httpx.TimeoutException):
+        return ClovaStudioTimeoutError(f"no answer in time ({type(exc).__name__})", **where)
+    return ClovaStudioTransportError(f"connection failed: {type(exc).__name__}: {exc}", request_sent=True, **where)
+
+
+def finalize_error(exc: ClovaStudioApiError, call: Call) -> ClovaStudioApiError:
+    """A failed create whose effect is unknown becomes ``ClovaStudioUnknownOutcomeError``."""
+    if call.idempotent or server_cannot_have_acted(exc) or not exc.retryable:
+        return exc
+    return ClovaStudioUnknownOutcomeError(
+        f"{call.route} may or may not have taken effect ({exc.service_message}); "
+        "list tuning tasks to reconcile before creating again",
+        http_status=exc.http_status,
+        code=exc.code,
+        request_id=exc.request_id,
+        method=call.method,
+        path=call.path,
+    )
+
+
+class _Metering:
+    """The limiter side of one attempt: reserve before sending, settle or release after."""
+
+    def __init__(self, client: _BaseClient, call: Call) -> None:
+        self.limiter = client._limiter_for(call)
+        self.call = call
+        self.reservation: Any = None
+
+    def succeeded(self, result: Any) -> None:
+        if self.reservation is None:
+            return
+        usage = getattr(result, "usage", None)
+        actual = (usage.prompt_tokens + self.call.reserved_output_tokens) if usage else self.call.estimated_cost
+        self.reservation.settle(actual)
+
+    def failed(self, exc: ClovaStudioApiError) -> None:
+        if self.reservation is None:
+            return
+        if isinstance(exc, ClovaStudioRateLimitError) or server_cannot_have_acted(exc):
+            # Refused or never arrived: the server did not count it.
+            self.reservation.release()
+            if isinstance(exc, ClovaStudioRateLimitError) and exc.is_budget:
+                self.limiter.on_rate_limited(exc.retry_after)
+        # Otherwise keep the estimate: the server may have counted the request.
+
+
+class _BaseClient:
+    """Configuration, limiter lookup and the per-attempt steps shared by both clients."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self._task_models: dict[str, str] = {}
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        return {
+            "base_url": self.config.base_url,
+            "auth": self.config.auth,
+            "timeout": httpx.Timeout(self.config.timeout, connect=min(10.0, self.config.timeout)),
+            "verify": self.config.verify,
+            "headers": {"User-Agent": f"airflow-provider-clova/{__version__}", "Accept": "application/json"},
+        }
+
+    def _limiter_for(self, call: Call) -> Any:
+        if call.budget_model is None:
+            return None
+        from airflow_provider_clova.client.limiter import shared_limiter
+        from airflow_provider_clova.client.limits import lookup_budget
+
+        budget = lookup_budget(call.budget_model, self.config.app_type, self.config.limits)
+        return shared_limiter(
+            (self.config.account_id, call.budget_model, self.config.app_type),
+            budget,
+            window_seconds=self.config.rate_window_seconds,
+            share=self.config.rate_share,
+        )
+
+    def _build(self, http: httpx.Client | httpx.AsyncClient, call: Call, request_id: str) -> httpx.Request:
+        return http.build_request(
+            call.method,
+            call.path,
+            params=dict(call.params) if call.params else None,
+            json=call.json,
+            headers={REQUEST_ID_HEADER: request_id},
+        )
+
+    def _finish(self, call: Call, metering: _Metering, response: httpx.Response, request_id: str) -> Any:
+        try:
+            result = call.parse(parse_response(response, request_id=request_id))
+        except ClovaStudioApiError as exc:
+            metering.failed(exc)
+            raise finalize_error(exc, call) from None
+        metering.succeeded(result)
+        return result
+
+    def _transport_failed(self, call: Call, metering: _Metering, exc: httpx.HTTPError, request_id: str) -> Exception:
+        error = translate_transport_error(exc, call, request_id)
+        metering.failed(error)
+        return finalize_error(error, call)
+
+    def _chat_call(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        model: str,
+        task_id: str | None,
+        params: Mapping[str, Any],
+    ) -> Call:
+        return calls.chat_completion(
+            messages, model=model, task_id=task_id, params=params, prefix=self.config.chat_prefix
+        )
+
+    def _remember(self, task: TuningTask) -> TuningTask:
+        if task.model:
+            self._task_models[task.id] = task.model
+        return task
+
+
+class ClovaStudioClient(_BaseClient):
+    """Synchronous client (operators, the hook, scripts)."""
+
+    def __init__(self, config: ClientConfig, *, transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(config)
+        self._http = httpx.Client(transport=transport, **self._client_kwargs())
+
+    def __enter__(self) -> ClovaStudioClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def call(self, call: Call) -> Any:
+        """Run one logical call with retries; the request id stays the same across attempts."""
+        request_id = new_request_id()
+        result: Any = None
+        for attempt in tenacity.Retrying(**retry_kwargs(self.config.retry, idempotent=call.idempotent)):
+            with attempt:
+                result = self._attempt(call, request_id)
+        return result
+
+    def _attempt(self, call: Call, request_id: str) -> Any:
+        metering = _Metering(self, call)
+        if metering.limiter is not None:
+            metering.reservation = metering.limiter.acquire(call.estimated_cost)
+        try:
+            response = self._http.send(self._build(self._http, call, request_id))
+        except httpx.HTTPError as exc:
+            raise self._transport_failed(call, metering, exc, request_id) from exc
+        return self._finish(call, metering, response, request_id)
+
+    # -- tuning -------------------------------------------------------------------------
+    def create_tuning_task(self, model: str, dataset: TuningDataset | None = None, **fields: Any) -> TuningTask:
+        """POST /tuning/v2/tasks. Raises ClovaStudioUnknownOutcomeError when it cannot tell if it worked."""
+        return self._remember(self.call(calls.create_tuning_task(calls.tuning_body(model, dataset, fields))))
+
+    def get_tuning_task(self, task_id: str) -> TuningTask:
+        return self._remember(self.call(calls.get_tuning_task(task_id)))
+
+    def list_tuning_tasks_page(self, page: int = 0, size: int = LIST_PAGE_SIZE) -> TuningTaskPage:
+        page_result: TuningTaskPage = self.call(calls.list_tuning_tasks_page(page, size))
+        return page_result
+
+    def list_tuning_tasks(self, *, page_size: int = LIST_PAGE_SIZE) -> Iterator[TuningTask]:
+        """Every task of the account, fetching page after page as the caller iterates."""
+        page = 0
+        while True:
+            result = self.list_tuning_tasks_page(page, page_size)
+            yield from result.tasks
+            page += 1
+            if page >= result.total_pages or not result.tasks:
+                return
+
+    def delete_tuning_task(self, task_id: str, *, missing_ok: bool = True) -> bool:
+        """Delete (and so stop) a task. Returns False when it was already gone and missing_ok."""
+        try:
+            self.call(calls.delete_tuning_task(task_id))
+        except ClovaStudioNotFoundError:
+            if not missing_ok:
+                raise
+            return False
+        return True
+
+    # -- chat ---------------------------------------------------------------------------
+    def chat_completion(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        model: str | None = None,
+        task_id: str | None = None,
+        **params: Any,
+    ) -> ChatResult:
+        """Chat with a base model, or with a tuned task (its base model picks v1 or v3 and the budget)."""
+        model = self._base_model(model, task_id)
+        result: ChatResult = self.call(self._chat_call(messages, model, task_id, params))
+        return result
+
+    def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
+        count: int = self.call(calls.count_tokens(messages, model=model))
+        return count
+
+    def _base_model(self, model: str | None, task_id: str | None) -> str:
+        if model:
+            return model
+        if not task_id:
+            raise calls.ClovaStudioConfigError("chat: give a base model, or a tuned task id")
+        if task_id not in self._task_models:
+            self.get_tuning_task(task_id)
+        return self._task_models[task_id]
+
+
+class AsyncClovaStudioClient(_BaseClient):
+    """Asynchronous twin for triggers and concurrent batch work; never blocks the event loop."""
+
+    def __init__(self, config: ClientConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(config)
+        self._http = httpx.AsyncClient(transport=transport, **self._client_kwargs())
+
+    async def __aenter__(self) -> AsyncClovaStudioClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def call(self, call: Call) -> Any:
+        request_id = new_request_id()
+        result: Any = None
+        async for attempt in tenacity.AsyncRetrying(**retry_kwargs(self.config.retry, idempotent=call.idempotent)):
+            with attempt:
+                result = await self._attempt(call, request_id)
+        return result
+
+    async def _attempt(self, call: Call, request_id: str) -> Any:
+        metering = _Metering(self, call)
+        if metering.limiter is not None:
+            metering.reservation = await metering.limiter.aacquire(call.estimated_cost)
+        try:
+            response = await self._http.send(self._build(self._http, call, request_id))
+        except httpx.HTTPError as exc:
+            raise self._transport_failed(call, metering, exc, request_id) from exc
+        return self._finish(call, metering, response, request_id)
+
+    async def create_tuning_task(self, model: str, dataset: TuningDataset | None = None, **fields: Any) -> TuningTask:
+        return self._remember(await self.call(calls.create_tuning_task(calls.tuning_body(model, dataset, fields))))
+
+    async def get_tuning_task(self, task_id: str) -> TuningTask:
+        return self._remember(await self.call(calls.get_tuning_task(task_id)))
+
+    async def list_tuning_tasks_page(self, page: int = 0, size: int = LIST_PAGE_SIZE) -> TuningTaskPage:
+        page_result: TuningTaskPage = await self.call(calls.list_tuning_tasks_page(page, size))
+        return page_result
+
+    async def list_tuning_tasks(self, *, page_size: int = LIST_PAGE_SIZE) -> AsyncIterator[TuningTask]:
+        page = 0
+        while True:
+            result = await self.list_tuning_tasks_page(page, page_size)
+            for task in result.tasks:
+                yield task
+            page += 1
+            if page >= result.total_pages or not result.tasks:
+                return
+
+    async def delete_tuning_task(self, task_id: str, *, missing_ok: bool = True) -> bool:
+        try:
+            await self.call(calls.delete_tuning_task(task_id))
+        except ClovaStudioNotFoundError:
+            if not missing_ok:
+                raise
+            return False
+        return True
+
+    async def chat_completion(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        model: str | None = None,
+        task_id: str | None = None,
+        **params: Any,
+    ) -> ChatResult:
+        if not model:
+            if not task_id:
+                raise calls.ClovaStudioConfigError("chat: give a base model, or a tuned task id")
+            if task_id not in self._task_models:
+                await self.get_tuning_task(task_id)
+            model = self._task_models[task_id]
+        result: ChatResult = await self.call(self._chat_call(messages, model, task_id, params))
+        return result
+
+    async def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
+        count: int = await self.call(calls.count_tokens(messages, model=model))
+        return count

@@ -1,0 +1,199 @@
+"""Client settings, and the one place that turns connection fields into them.
+
+The Airflow hook passes the connection's host, login, password and extra here; keeping the
+rules in the core makes them testable without Airflow and gives every entry point (hook,
+emulator tests, user scripts) the same validation and the same error wording.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
+from airflow_provider_clova.client.errors import ClovaStudioConfigError
+from airflow_provider_clova.client.retry import RetryPolicy
+
+DEFAULT_HOST = "https://clovastudio.stream.ntruss.com"
+AuthType = Literal["bearer", "apigw_v2", "legacy_keys"]
+AppType = Literal["test", "service"]
+AUTH_TYPES: tuple[str, ...] = ("bearer", "apigw_v2", "legacy_keys")
+APP_TYPES: tuple[str, ...] = ("test", "service")
+KNOWN_EXTRA: frozenset[str] = frozenset(
+    {
+        "auth_type",
+        "app_type",
+        "apigw_api_key",
+        "timeout",
+        "verify",
+        "limits",
+        "rate_window_seconds",
+        "pool_slots",
+        "max_retries",
+        "console_url",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything a client needs. Holds the auth object, never bare secrets in its repr."""
+
+    auth: httpx.Auth = field(repr=False)
+    auth_type: AuthType
+    account_id: str
+    base_url: str = DEFAULT_HOST
+    app_type: AppType = "test"
+    timeout: float = 60.0
+    verify: bool = True
+    limits: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    rate_window_seconds: float = 60.0
+    rate_share: float = 1.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def chat_prefix(self) -> str:
+        """Legacy app keys call chat under ``/testapp`` or ``/serviceapp``; others need no prefix."""
+        if self.auth_type == "legacy_keys":
+            return "/serviceapp" if self.app_type == "service" else "/testapp"
+        return ""
+
+
+def account_fingerprint(identity: str) -> str:
+    """A stable, non-secret id for an account key: the limiter shares budgets by it."""
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:12]
+
+
+def _parse_extra(extra: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    if extra in (None, ""):
+        return {}
+    if isinstance(extra, Mapping):
+        return dict(extra)
+    try:
+        parsed = json.loads(extra)
+    except json.JSONDecodeError as exc:
+        raise ClovaStudioConfigError(f"connection extra is not valid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(parsed, dict):
+        raise ClovaStudioConfigError("connection extra must be a JSON object")
+    return parsed
+
+
+def _flag(extra: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = extra.get(name, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "yes", "no"}:
+        return value.strip().lower() in {"true", "1", "yes"}
+    raise ClovaStudioConfigError(f"connection extra.{name} must be true or false, got {value!r}")
+
+
+def _positive(extra: Mapping[str, Any], name: str, default: float) -> float:
+    value = extra.get(name, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ClovaStudioConfigError(f"connection extra.{name} must be a number, got {value!r}") from None
+    if number <= 0:
+        raise ClovaStudioConfigError(f"connection extra.{name} must be greater than 0, got {value!r}")
+    return number
+
+
+def _limits(extra: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    limits = extra.get("limits") or {}
+    if isinstance(limits, str):
+        limits = _parse_extra(limits)
+    if not isinstance(limits, Mapping):
+        raise ClovaStudioConfigError('connection extra.limits must be an object like {"HCX-005": {"qpm": 60}}')
+    out: dict[str, dict[str, int]] = {}
+    for model, entry in limits.items():
+        if not isinstance(entry, Mapping):
+            raise ClovaStudioConfigError(f"connection extra.limits.{model} must be an object with qpm and/or tpm")
+        out[str(model)] = dict(entry)
+    return out
+
+
+def resolve_auth_type(login: str | None, extra: Mapping[str, Any]) -> AuthType:
+    """``extra.auth_type`` if given; else signature v2 when a login (access key) is set, else Bearer."""
+    auth_type = extra.get("auth_type")
+    if auth_type is None:
+        return "apigw_v2" if login else "bearer"
+    if auth_type not in AUTH_TYPES:
+        raise ClovaStudioConfigError(
+            f"connection extra.auth_type={auth_type!r} is not valid; use one of {', '.join(AUTH_TYPES)}"
+        )
+    return auth_type  # type: ignore[no-any-return]
+
+
+def config_from_connection(
+    *,
+    host: str | None,
+    login: str | None,
+    password: str | None,
+    extra: str | Mapping[str, Any] | None,
+    schema: str | None = None,
+    port: int | None = None,
+    conn_id: str = "clova_studio_default",
+) -> ClientConfig:
+    """Build a ClientConfig from an Airflow connection's fields, naming any field that is wrong."""
+    where = f"connection {conn_id!r}"
+    extras = _parse_extra(extra)
+    unknown = sorted(set(extras) - KNOWN_EXTRA)
+    if unknown:
+        raise ClovaStudioConfigError(
+            f"{where}: unknown extra field(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_EXTRA))}"
+        )
+    auth_type = resolve_auth_type(login, extras)
+    app_type = extras.get("app_type", "test")
+    if app_type not in APP_TYPES:
+        raise ClovaStudioConfigError(f"{where}: extra.app_type={app_type!r} is not valid; use 'test' or 'service'")
+
+    auth: httpx.Auth
+    if auth_type == "apigw_v2":
+        if not login:
+            raise ClovaStudioConfigError(f"{where}: auth_type apigw_v2 needs the NCP access key in 'login'")
+        if not password:
+            raise ClovaStudioConfigError(f"{where}: auth_type apigw_v2 needs the NCP secret key in 'password'")
+        auth, identity = SignatureV2Auth(login, password), login
+    elif auth_type == "bearer":
+        if not password:
+            raise ClovaStudioConfigError(f"{where}: auth_type bearer needs the CLOVA Studio API key in 'password'")
+        if login:
+            raise ClovaStudioConfigError(
+                f"{where}: 'login' is set but auth_type is bearer; clear login, or set "
+                "extra.auth_type=apigw_v2 to sign with access key (login) + secret key (password)"
+            )
+        auth, identity = BearerAuth(password), password
+    else:
+        gateway_key = extras.get("apigw_api_key")
+        if not password:
+            raise ClovaStudioConfigError(f"{where}: auth_type legacy_keys needs the CLOVA Studio API key in 'password'")
+        if not gateway_key:
+            raise ClovaStudioConfigError(f"{where}: auth_type legacy_keys needs extra.apigw_api_key")
+        auth, identity = LegacyKeyAuth(password, str(gateway_key)), password
+    if auth_type != "legacy_keys" and "apigw_api_key" in extras:
+        raise ClovaStudioConfigError(f"{where}: extra.apigw_api_key is only used with auth_type legacy_keys")
+
+    base_url = (host or DEFAULT_HOST).strip().rstrip("/")
+    if "://" not in base_url:
+        base_url = f"{schema or 'https'}://{base_url}"
+    if port and base_url.count(":") < 2:
+        base_url = f"{base_url}:{port}"
+    max_retries = extras.get("max_retries")
+    retry = RetryPolicy() if max_retries is None else RetryPolicy(max_attempts=int(max_retries) + 1)
+    return ClientConfig(
+        auth=auth,
+        auth_type=auth_type,
+        account_id=account_fingerprint(identity),
+        base_url=base_url,
+        app_type=app_type,
+        timeout=_positive(extras, "timeout", 60.0),
+        verify=_flag(extras, "verify", True),
+        limits=_limits(extras),
+        rate_window_seconds=_positive(extras, "rate_window_seconds", 60.0),
+        retry=retry,
+    )

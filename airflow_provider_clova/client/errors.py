@@ -1,0 +1,194 @@
+"""Typed errors for CLOVA Studio calls.
+
+Every error a caller can meet is one of these classes, so an operator or a user's own code
+can decide by type (retry, fail fast, reconcile) rather than by parsing strings. Errors from
+the service carry the HTTP status, the CLOVA ``status.code``, the service's message and the
+request id we sent, and their text says what to do about it. No error text ever includes a
+credential: messages are built only from the service's answer and our own wording.
+"""
+
+from __future__ import annotations
+
+# What a person should do for a given CLOVA code (or legacy API Gateway errorCode).
+# One place for these hints, so the hook, the operators and the README agree.
+CODE_HINTS: dict[str, str] = {
+    "40000": "the request is malformed; check the parameters against the CLOVA Studio API guide",
+    "40001": "a parameter is out of range or missing; the message names it",
+    "40003": "the prompt is longer than the model's context; shorten the messages or lower maxTokens",
+    "40004": "the model or parameter value is not supported",
+    "40080": "the model does not exist or was retired; pick a current model",
+    "40100": "authentication failed; check the connection's credentials",
+    "40101": (
+        "the API Gateway signature did not match: check the connection's access key (login) and "
+        "secret key (password), and that this machine's clock is within 5 minutes of real time"
+    ),
+    "40102": "this auth type is not accepted for this API; use a Bearer API key (extra.auth_type=bearer)",
+    "40104": "the API key is unknown or revoked; issue a new key in the CLOVA Studio console",
+    "40170": "the account has no CLOVA Studio subscription for this API",
+    "40300": "the key may not call this API (a test key cannot call a service app, and vice versa)",
+    "40301": "the task belongs to another account",
+    "40400": "no such task or resource; it may have been deleted",
+    "40800": "the service timed out the request; it is retried automatically",
+    "41300": "the request body is over 50 MB",
+    "41500": "send JSON (Content-Type: application/json)",
+    "42900": "too many requests; lower concurrency or use the provider's pools (see README: limits and pools)",
+    "42901": (
+        "the account's per-minute budget (QPM/TPM) for this model was exceeded; the provider's limiter "
+        "paces requests, so check other clients sharing the account and the connection's extra.limits"
+    ),
+    "42902": "the service is overloaded; retried with backoff",
+    "42903": "the image queue is full; retried with backoff",
+    "50000": "server error at CLOVA Studio; retried with backoff",
+    "50400": "gateway timeout at CLOVA Studio; retried with backoff",
+    # legacy API Gateway error codes
+    "200": "API Gateway authentication failed; check the connection's keys",
+    "210": "API Gateway permission denied; check that the key may call CLOVA Studio",
+    "400": "API Gateway quota exceeded",
+    "410": "API Gateway throttle limit reached",
+    "420": "API Gateway rate limit reached",
+}
+
+
+class ClovaStudioError(Exception):
+    """Base class of every error raised by airflow-provider-clova."""
+
+
+class ClovaStudioConfigError(ClovaStudioError, ValueError):
+    """A connection, parameter or argument is wrong before anything is sent."""
+
+
+class ClovaStudioApiError(ClovaStudioError):
+    """The service answered with an error (or an answer we could not use)."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.service_message = message
+        self.http_status = http_status
+        self.code = code
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        super().__init__(self._render())
+
+    @property
+    def hint(self) -> str | None:
+        """What to do about it, when we know."""
+        return CODE_HINTS.get(self.code or "")
+
+    def _render(self) -> str:
+        where = f"{self.method} {self.path}: " if self.method and self.path else ""
+        head = f"CLOVA Studio {self.code or '-'} (HTTP {self.http_status or '-'})"
+        text = f"{where}{head} {self.service_message}"
+        if self.hint:
+            text += f". Fix: {self.hint}"
+        if self.request_id:
+            text += f" [request id {self.request_id}]"
+        return text
+
+
+class ClovaStudioBadRequestError(ClovaStudioApiError):
+    """400/413/415: the request itself is wrong; retrying cannot help."""
+
+
+class ClovaStudioAuthError(ClovaStudioApiError):
+    """401 or 403: credentials, signature or permission."""
+
+
+class ClovaStudioNotFoundError(ClovaStudioApiError):
+    """404: the task (or model) does not exist, or no longer does."""
+
+
+class ClovaStudioRateLimitError(ClovaStudioApiError):
+    """429: over budget (42900/42901) or overloaded (42902/42903). Retried with backoff."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def is_budget(self) -> bool:
+        """True when the account's QPM/TPM budget, not service load, refused the call."""
+        return self.code in {"42900", "42901", "400", "410", "420"}
+
+
+class ClovaStudioServerError(ClovaStudioApiError):
+    """5xx: the service failed. Retried for reads; an unknown outcome for creates."""
+
+    retryable = True
+
+
+class ClovaStudioTimeoutError(ClovaStudioApiError):
+    """408 from the service, or no answer in time from the network."""
+
+    retryable = True
+
+
+class ClovaStudioTransportError(ClovaStudioApiError):
+    """The connection failed (refused, reset, dropped) before a usable answer arrived."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, request_sent: bool, **kwargs: object) -> None:
+        #: False when the request provably never reached the server (connect failed).
+        self.request_sent = request_sent
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class ClovaStudioUnknownOutcomeError(ClovaStudioApiError):
+    """A create may or may not have happened (read timeout, 5xx, dropped reply).
+
+    Raised instead of retrying blindly, so the caller can reconcile by listing tasks
+    (the tuning operator does) and never bill a second training.
+    """
+
+
+class ClovaStudioResponseError(ClovaStudioApiError):
+    """The service answered 2xx with a body we cannot read (not JSON, missing ``result``)."""
+
+    retryable = True
+
+
+class ClovaStudioBudgetError(ClovaStudioError):
+    """A request can never fit the model's per-minute token budget; it is not sent."""
+
+
+class ClovaStudioTuningFailedError(ClovaStudioError):
+    """A tuning task ended FAILED; carries the service's failureReason and a fix."""
+
+    def __init__(self, message: str, *, task_id: str, failure_reason: str | None) -> None:
+        self.task_id = task_id
+        self.failure_reason = failure_reason
+        super().__init__(message)
+
+
+class ClovaStudioDatasetError(ClovaStudioError):
+    """A dataset breaks CLOVA Studio's rules; the message lists the problems with row and column."""
+
+
+def error_class_for(http_status: int, code: str | None) -> type[ClovaStudioApiError]:
+    """The error class for an HTTP status (and CLOVA code): one table, used by every call."""
+    if http_status == 429:
+        return ClovaStudioRateLimitError
+    if http_status == 408 or code == "40800":
+        return ClovaStudioTimeoutError
+    if http_status in (401, 403):
+        return ClovaStudioAuthError
+    if http_status == 404:
+        return ClovaStudioNotFoundError
+    if http_status >= 500:
+        return ClovaStudioServerError
+    if 400 <= http_status < 500:
+        return ClovaStudioBadRequestError
+    return ClovaStudioResponseError

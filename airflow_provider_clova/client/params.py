@@ -1,0 +1,155 @@
+"""Documented parameter ranges of the tuning and chat APIs, checked before a call is sent.
+
+A bad value fails here with the field, the value and the allowed range named, instead of
+costing a request (and QPM budget) to learn the same from a 400. Callers may use the API's
+camelCase names or Python's snake_case (``max_tokens`` -> ``maxTokens``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_clova.client.errors import ClovaStudioConfigError
+
+
+@dataclass(frozen=True)
+class Field:
+    """One parameter: its type and allowed values. ``low_open`` means the bound is excluded."""
+
+    kind: type | tuple[type, ...]
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.low is not None and self.high is not None:
+            left = "(" if self.low_open else "["
+            return f"a number in {left}{self.low:g}, {self.high:g}]"
+        return f"a {getattr(self.kind, '__name__', 'value')}"
+
+    def check(self, name: str, value: Any, where: str) -> Any:
+        if value is None:
+            return None
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            raise ClovaStudioConfigError(f"{where}: {name}={value!r} is not valid; expected {self.describe()}")
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if int in kinds and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if float in kinds and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        if not isinstance(value, kinds):
+            raise ClovaStudioConfigError(f"{where}: {name}={value!r} is not valid; expected {self.describe()}")
+        if self.choices and value not in self.choices:
+            raise ClovaStudioConfigError(f"{where}: {name}={value!r} is not valid; expected {self.describe()}")
+        if self.low is not None and isinstance(value, (int, float)):
+            too_low = value <= self.low if self.low_open else value < self.low
+            if too_low or (self.high is not None and value > self.high):
+                raise ClovaStudioConfigError(f"{where}: {name}={value!r} is out of range; expected {self.describe()}")
+        return value
+
+
+_NUM = (int, float)
+
+TUNING_FIELDS: dict[str, Field] = {
+    "name": Field(str),
+    "model": Field(str),
+    "tuningType": Field(str, choices=("PEFT",)),
+    "taskType": Field(str, choices=("GENERATION", "CLASSIFICATION")),
+    "trainEpochs": Field(int, 1, 20),
+    "learningRate": Field(float, 0, 1, low_open=True),
+    "validationSplitRatio": Field(float, 0.0, 0.1),
+    "loraR": Field(int, 2, 64),
+    "loraAlpha": Field(int, 2, 512),
+    "trainingDatasetFilePath": Field(str),
+    "trainingDatasetBucket": Field(str),
+    "trainingDatasetAccessKey": Field(str),
+    "trainingDatasetSecretKey": Field(str),
+}
+
+_CHAT_COMMON: dict[str, Field] = {
+    "temperature": Field(float, 0, 1, low_open=True),
+    "topK": Field(int, 0, 128),
+    "topP": Field(float, 0, 1, low_open=True),
+    "includeAiFilters": Field(bool),
+    "seed": Field(int, 0, 2**32 - 1),
+}
+
+CHAT_V1_FIELDS: dict[str, Field] = {
+    **_CHAT_COMMON,
+    "repeatPenalty": Field(float, 0, 10, low_open=True),
+    "stopBefore": Field(list),
+    "maxTokens": Field(int, 0, 4096, low_open=True),
+}
+
+CHAT_V3_FIELDS: dict[str, Field] = {
+    **_CHAT_COMMON,
+    "repetitionPenalty": Field(float, 0, 2, low_open=True),
+    "stop": Field(list),
+    "maxTokens": Field(int, 0, 32768, low_open=True),
+    "maxCompletionTokens": Field(int, 0, 32768, low_open=True),
+    "thinking": Field(dict),
+    "tools": Field(list),
+    "toolChoice": Field((str, dict)),
+    "responseFormat": Field(dict),
+}
+
+#: maxTokens the service assumes when a request gives none (documented default for v1).
+DEFAULT_MAX_TOKENS = 100
+
+
+def camel_case(name: str) -> str:
+    """``max_tokens`` -> ``maxTokens``; camelCase names pass through."""
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+
+
+def normalize(params: Mapping[str, Any], fields: Mapping[str, Field], *, where: str) -> dict[str, Any]:
+    """Check ``params`` against ``fields``; return them with API names, None values dropped."""
+    out: dict[str, Any] = {}
+    for raw_name, value in params.items():
+        name = camel_case(raw_name)
+        spec = fields.get(name)
+        if spec is None:
+            close = difflib.get_close_matches(name, list(fields), n=1)
+            suggestion = f"; did you mean {close[0]!r}?" if close else ""
+            raise ClovaStudioConfigError(
+                f"{where}: unknown parameter {raw_name!r}{suggestion} (known: {', '.join(sorted(fields))})"
+            )
+        checked = spec.check(name, value, where)
+        if checked is not None:
+            out[name] = checked
+    return out
+
+
+def chat_fields(api: str) -> dict[str, Field]:
+    """The parameter table of a chat API generation (``v1`` or ``v3``)."""
+    return CHAT_V1_FIELDS if api == "v1" else CHAT_V3_FIELDS
+
+
+def normalize_chat_params(params: Mapping[str, Any], *, api: str, max_output_tokens: int) -> dict[str, Any]:
+    """Chat parameters checked for ``api``, including the model's own output ceiling."""
+    where = f"chat completion ({api})"
+    out = normalize(params, chat_fields(api), where=where)
+    if "maxTokens" in out and "maxCompletionTokens" in out:
+        raise ClovaStudioConfigError(f"{where}: give maxTokens or maxCompletionTokens, not both")
+    for key in ("maxTokens", "maxCompletionTokens"):
+        if key in out and out[key] > max_output_tokens:
+            raise ClovaStudioConfigError(
+                f"{where}: {key}={out[key]} exceeds this model's output limit of {max_output_tokens} tokens"
+            )
+    return out
+
+
+def requested_output_tokens(params: Mapping[str, Any]) -> int:
+    """The output tokens a request reserves against TPM (its maxTokens, or the default)."""
+    return int(params.get("maxTokens") or params.get("maxCompletionTokens") or DEFAULT_MAX_TOKENS)

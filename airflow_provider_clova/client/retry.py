@@ -1,0 +1,84 @@
+"""The one retry policy of the provider, on tenacity.
+
+Follows the error table of clova-studio-api.md: rate limits, timeouts, server errors and
+network failures are retried with exponential backoff and full jitter, honouring
+``Retry-After``; bad requests and auth errors are not. A call that creates something (a
+tuning task) is retried only when the server cannot have acted on it: a 429 or a failed
+connect. Any other failure of a create is an unknown outcome, raised for the caller to
+reconcile rather than risking a second billed training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import tenacity
+
+from airflow_provider_clova.client.errors import (
+    ClovaStudioApiError,
+    ClovaStudioRateLimitError,
+    ClovaStudioTransportError,
+    ClovaStudioUnknownOutcomeError,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds of the retry loop. ``max_attempts`` counts the first try."""
+
+    max_attempts: int = 6
+    max_elapsed_seconds: float = 180.0
+    initial_backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+def server_cannot_have_acted(exc: BaseException) -> bool:
+    """True when a failed request provably did nothing on the server."""
+    if isinstance(exc, ClovaStudioRateLimitError):
+        return True
+    return isinstance(exc, ClovaStudioTransportError) and not exc.request_sent
+
+
+def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
+    """Whether the policy retries ``exc`` for a call of this kind."""
+    if not isinstance(exc, ClovaStudioApiError) or isinstance(exc, ClovaStudioUnknownOutcomeError):
+        return False
+    if idempotent:
+        return exc.retryable
+    return server_cannot_have_acted(exc)
+
+
+class _WaitRetryAfterOrJitter(tenacity.wait.wait_base):
+    """Honour the server's ``Retry-After``; otherwise exponential backoff with full jitter."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._jitter = tenacity.wait_random_exponential(
+            multiplier=policy.initial_backoff_seconds, max=policy.max_backoff_seconds
+        )
+        self._max = policy.max_elapsed_seconds
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, ClovaStudioRateLimitError) and exc.retry_after is not None:
+            return min(exc.retry_after, self._max)
+        return float(self._jitter(retry_state))
+
+
+def retry_kwargs(policy: RetryPolicy, *, idempotent: bool) -> dict[str, Any]:
+    """Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying``; the same for both."""
+    return {
+        "stop": tenacity.stop_after_attempt(policy.max_attempts)
+        | tenacity.stop_after_delay(policy.max_elapsed_seconds),
+        "wait": _WaitRetryAfterOrJitter(policy),
+        "retry": tenacity.retry_if_exception(lambda exc: is_retryable(exc, idempotent=idempotent)),
+        "reraise": True,
+    }

@@ -1,0 +1,1 @@
+"""pytest fixtures for testing DAGs against the bundled CLOVA Studio emulator (placeholder)."""
