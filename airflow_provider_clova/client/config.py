@@ -55,6 +55,8 @@ class ClientConfig:
     rate_window_seconds: float = 60.0
     rate_share: float = 1.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Console address of a tuning task, with ``{task_id}``; None uses the public console.
+    console_url: str | None = None
 
     @property
     def chat_prefix(self) -> str:
@@ -196,4 +198,5 @@ def config_from_connection(
         limits=_limits(extras),
         rate_window_seconds=_positive(extras, "rate_window_seconds", 60.0),
         retry=retry,
+        console_url=str(extras["console_url"]) if extras.get("console_url") else None,
     )

@@ -192,3 +192,7 @@ def error_class_for(http_status: int, code: str | None) -> type[ClovaStudioApiEr
     if 400 <= http_status < 500:
         return ClovaStudioBadRequestError
     return ClovaStudioResponseError
+
+
+class ClovaStudioWaitTimeoutError(ClovaStudioError):
+    """Waiting for a tuning task took longer than the operator's ``timeout``."""

@@ -1,0 +1,211 @@
+"""``ClovaStudioHook``: an Airflow connection turned into a configured CLOVA Studio client.
+
+The hook owns nothing about HTTP or CLOVA's rules (the core does); it reads the connection,
+validates it through the core's ``config_from_connection``, registers the secrets with
+Airflow's masker, and hands out the sync client (``get_conn``) or the async one for triggers
+(``aget_async_conn``). Methods return the core's typed models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_clova._compat import BaseHook, aget_connection, mask_secret
+
+if TYPE_CHECKING:
+    from airflow_provider_clova.client.calls import TuningDataset
+    from airflow_provider_clova.client.client import AsyncClovaStudioClient, ClovaStudioClient
+    from airflow_provider_clova.client.config import ClientConfig
+    from airflow_provider_clova.client.models import ChatResult, TuningTask
+
+EXTRA_PREFIX = "extra__clova_studio__"
+
+
+def _extra_dict(conn: Any) -> dict[str, Any]:
+    """The connection's extra as a dict, accepting the UI's ``extra__clova_studio__`` prefixes."""
+    from airflow_provider_clova.client.config import _parse_extra
+
+    raw = _parse_extra(conn.extra)
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key[len(EXTRA_PREFIX) :] if key.startswith(EXTRA_PREFIX) else key
+        if value not in (None, ""):
+            out[name] = value
+    return out
+
+
+class ClovaStudioHook(BaseHook):
+    """Interact with NAVER Cloud CLOVA Studio.
+
+    :param clova_conn_id: connection of type ``clova_studio``.
+    :param rate_share: the fraction of the model budgets this caller may spend (a task in a
+        CLOVA pool passes ``pool_slots / pool size``; see the README's "Limits and pools").
+    """
+
+    conn_name_attr = "clova_conn_id"
+    default_conn_name = "clova_studio_default"
+    conn_type = "clova_studio"
+    hook_name = "CLOVA Studio"
+
+    def __init__(self, clova_conn_id: str = default_conn_name, *, rate_share: float = 1.0) -> None:
+        super().__init__()
+        if not 0 < rate_share <= 1:
+            from airflow_provider_clova.client.errors import ClovaStudioConfigError
+
+            raise ClovaStudioConfigError(f"rate_share must be in (0, 1], got {rate_share!r}")
+        self.clova_conn_id = clova_conn_id
+        self.rate_share = rate_share
+
+    # -- connection --------------------------------------------------------------------
+    def _config_from(self, conn: Any) -> ClientConfig:
+        from dataclasses import replace
+
+        from airflow_provider_clova.client.config import config_from_connection
+
+        extra = _extra_dict(conn)
+        mask_secret(conn.password)
+        mask_secret(extra.get("apigw_api_key"))
+        config = config_from_connection(
+            host=conn.host,
+            login=conn.login,
+            password=conn.password,
+            extra=extra,
+            schema=conn.schema,
+            port=conn.port,
+            conn_id=self.clova_conn_id,
+        )
+        return replace(config, rate_share=self.rate_share)
+
+    @cached_property
+    def config(self) -> ClientConfig:
+        """The validated client settings; a bad connection raises naming the field."""
+        return self._config_from(self.get_connection(self.clova_conn_id))
+
+    def get_conn(self) -> ClovaStudioClient:
+        """The configured sync client (one per hook, pooled connections)."""
+        return self._client
+
+    @cached_property
+    def _client(self) -> ClovaStudioClient:
+        from airflow_provider_clova.client.client import ClovaStudioClient
+
+        return ClovaStudioClient(self.config)
+
+    async def aget_async_conn(self) -> AsyncClovaStudioClient:
+        """A new async client; the connection is fetched without blocking the event loop.
+
+        The caller owns it: ``async with await hook.aget_async_conn() as client: ...``.
+        """
+        from airflow_provider_clova.client.client import AsyncClovaStudioClient
+
+        conn = await aget_connection(self.clova_conn_id)
+        return AsyncClovaStudioClient(self._config_from(conn))
+
+    def close(self) -> None:
+        """Close the pooled HTTP connections of the sync client, if one was made."""
+        if "_client" in self.__dict__:
+            self._client.close()
+            del self.__dict__["_client"]
+
+    # -- tuning ------------------------------------------------------------------------
+    def create_tuning_task(self, model: str, dataset: TuningDataset | None = None, **fields: Any) -> TuningTask:
+        """POST /tuning/v2/tasks with the documented fields (snake_case or camelCase)."""
+        return self.get_conn().create_tuning_task(model, dataset, **fields)
+
+    def get_tuning_task(self, task_id: str) -> TuningTask:
+        return self.get_conn().get_tuning_task(task_id)
+
+    def list_tuning_tasks(self) -> Iterator[TuningTask]:
+        """Every tuning task of the account, page by page."""
+        return self.get_conn().list_tuning_tasks()
+
+    def delete_tuning_task(self, task_id: str, *, missing_ok: bool = True) -> bool:
+        return self.get_conn().delete_tuning_task(task_id, missing_ok=missing_ok)
+
+    def find_tuning_tasks(self, name: str) -> list[TuningTask]:
+        """Tasks with exactly this name, newest first: how a retry finds the job it submitted."""
+        found = [task for task in self.list_tuning_tasks() if task.name == name]
+        return sorted(found, key=lambda t: (t.created_date is not None, t.created_date), reverse=True)
+
+    # -- chat --------------------------------------------------------------------------
+    def chat_completion(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        model: str | None = None,
+        task_id: str | None = None,
+        **params: Any,
+    ) -> ChatResult:
+        """A chat completion with a base model or a tuned task, paced by the shared limiter."""
+        return self.get_conn().chat_completion(messages, model=model, task_id=task_id, **params)
+
+    def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
+        return self.get_conn().count_tokens(messages, model)
+
+    # -- async twins (for triggers) ----------------------------------------------------
+    async def aget_tuning_task(self, task_id: str) -> TuningTask:
+        async with await self.aget_async_conn() as client:
+            return await client.get_tuning_task(task_id)
+
+    async def achat_completion(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        model: str | None = None,
+        task_id: str | None = None,
+        **params: Any,
+    ) -> ChatResult:
+        async with await self.aget_async_conn() as client:
+            return await client.chat_completion(messages, model=model, task_id=task_id, **params)
+
+    async def acount_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
+        async with await self.aget_async_conn() as client:
+            return await client.count_tokens(messages, model)
+
+    # -- UI ----------------------------------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        """For the UI's Test button: list one page of tuning tasks (a read that bills nothing)."""
+        from airflow_provider_clova.client.errors import ClovaStudioError
+
+        try:
+            page = self.get_conn().list_tuning_tasks_page(0, 1)
+        except ClovaStudioError as exc:
+            return False, str(exc)
+        finally:
+            self.close()
+        return (
+            True,
+            f"Connected to {self.config.base_url} ({self.config.auth_type}); {page.total_elements} tuning task(s)",
+        )
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabel login/password and hide unused fields (Airflow 2.11 reads this; 3.x reads provider info)."""
+        from airflow_provider_clova.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return {
+            "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
+            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields for the Airflow 2.11 connection form (Airflow 3 uses ``conn-fields``)."""
+        from airflow_provider_clova._compat import AIRFLOW_V_3
+
+        if AIRFLOW_V_3:
+            return {}
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import PasswordField, StringField
+
+        return {
+            "auth_type": StringField(
+                lazy_gettext("Auth type (bearer, apigw_v2, legacy_keys)"), widget=BS3TextFieldWidget()
+            ),
+            "app_type": StringField(lazy_gettext("App type (test or service)"), widget=BS3TextFieldWidget()),
+            "apigw_api_key": PasswordField(
+                lazy_gettext("API Gateway key (legacy_keys only)"), widget=BS3PasswordFieldWidget()
+            ),
+        }

@@ -1,0 +1,344 @@
+"""``ClovaStudioTuningOperator``: submit a CLOVA Studio training and wait for it.
+
+Submit in the worker, wait in the triggerer (``deferrable=True``) or in the worker. The
+operator is safe to retry: every submission carries a name derived from the DAG, task, run
+and map index, and a new try first lists the account's tasks by that name and reattaches to
+the job an earlier try created instead of billing a second one. A create whose outcome is
+unknown (timeout, 5xx, dropped connection) is reconciled the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow_provider_clova._compat import BaseOperator, default_deferrable
+from airflow_provider_clova.links.console import ClovaStudioTuningConsoleLink, console_url
+
+if TYPE_CHECKING:
+    from airflow_provider_clova._compat import Context
+    from airflow_provider_clova.client.models import TuningTask
+    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
+ResubmitPolicy = Literal["never", "resource_timeout", "always"]
+TUNING_TASK_ID_XCOM_KEY = "tuning_task_id"
+MAX_NAME_LENGTH = 100
+
+
+def tuning_task_name(dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> str:
+    """A name unique to one task instance and the same for all of its tries."""
+    digest = hashlib.sha256(f"{dag_id}\0{task_id}\0{run_id}\0{map_index}".encode()).hexdigest()[:10]
+    head = f"{dag_id}.{task_id}"
+    return f"{head[: MAX_NAME_LENGTH - len(digest) - 1]}.{digest}"
+
+
+def _map_index(ti: Any) -> int:
+    index = getattr(ti, "map_index", None)
+    return -1 if index is None else int(index)
+
+
+def tuning_result(task: TuningTask) -> dict[str, Any]:
+    """What the operator returns (XCom): enough to use and judge the tuned model."""
+    from airflow_provider_clova.client.catalog import model_info
+
+    info = task.status_info
+    api = model_info(task.model).api if task.model else "v3"
+    return {
+        "task_id": task.id,
+        "name": task.name,
+        "model": task.model,
+        "status": task.status.value,
+        "train_loss": info.train_loss,
+        "steps": info.curr_step,
+        "total_steps": info.total_train_steps,
+        "epochs": info.total_train_epochs,
+        "data_rows": info.data_rows,
+        "num_tokens": info.num_of_tokens,
+        "chat_completions_path": f"/{api}/tasks/{task.id}/chat-completions",
+    }
+
+
+class ClovaStudioTuningOperator(BaseOperator):
+    """Tune a CLOVA Studio model (LoRA) on a dataset in Object Storage.
+
+    :param model: base model to tune (``HCX-005``, ``HCX-DASH-002``, ``HCX-003``).
+    :param dataset_bucket: Object Storage bucket holding the dataset.
+    :param dataset_key: object key of the ``.jsonl``/``.csv`` dataset in that bucket.
+    :param object_storage_conn_id: ``aws`` connection for Object Storage (extra ``endpoint_url``);
+        its keys are sent to CLOVA Studio at execute time only, never templated, logged or pushed.
+    :param name: task name; default derived from dag/task/run/map index (how retries reattach).
+    :param train_epochs, learning_rate, tuning_type, tuning_task_type (taskType), validation_split_ratio, lora_r,
+        lora_alpha: the documented create fields (checked against their ranges before submit).
+    :param validate_dataset: stream the dataset through the provider's validator before submitting.
+    :param wait_for_completion: wait for SUCCEEDED/FAILED; otherwise return right after submit.
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param poll_interval: completion is seen at most this late; long runs are polled less (adaptive).
+    :param max_poll_interval: the longest pause between two polls.
+    :param timeout: give up waiting after this long (seconds or timedelta); None waits for ever.
+    :param cancel_on_kill: delete the remote task when the Airflow task is killed or times out.
+    :param resubmit_failed: when the job found for this task instance FAILED, or a wait ends FAILED:
+        ``resource_timeout`` (default) resubmits only when no GPU could be had; ``always``; ``never``.
+    :param max_resubmits: how many resubmissions one task instance may make.
+    """
+
+    template_fields: Sequence[str] = (
+        "model",
+        "dataset_bucket",
+        "dataset_key",
+        "name",
+        "train_epochs",
+        "learning_rate",
+        "tuning_type",
+        "tuning_task_type",
+        "validation_split_ratio",
+        "lora_r",
+        "lora_alpha",
+        "clova_conn_id",
+        "object_storage_conn_id",
+    )
+    operator_extra_links = (ClovaStudioTuningConsoleLink(),)
+    ui_color = "#03c75a"
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        dataset_bucket: str,
+        dataset_key: str,
+        object_storage_conn_id: str = "aws_default",
+        name: str | None = None,
+        train_epochs: int | str | None = None,
+        learning_rate: float | str | None = None,
+        tuning_type: str | None = None,
+        tuning_task_type: str | None = None,
+        validation_split_ratio: float | str | None = None,
+        lora_r: int | str | None = None,
+        lora_alpha: int | str | None = None,
+        clova_conn_id: str = "clova_studio_default",
+        validate_dataset: bool = True,
+        max_dataset_errors: int = 20,
+        wait_for_completion: bool = True,
+        deferrable: bool | None = None,
+        poll_interval: float = 30.0,
+        max_poll_interval: float = 900.0,
+        timeout: float | timedelta | None = None,
+        cancel_on_kill: bool = True,
+        resubmit_failed: ResubmitPolicy = "resource_timeout",
+        max_resubmits: int = 2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if resubmit_failed not in ("never", "resource_timeout", "always"):
+            raise ValueError(f"resubmit_failed={resubmit_failed!r}; use never, resource_timeout or always")
+        self.model = model
+        self.dataset_bucket = dataset_bucket
+        self.dataset_key = dataset_key
+        self.object_storage_conn_id = object_storage_conn_id
+        self.name = name
+        self.train_epochs = train_epochs
+        self.learning_rate = learning_rate
+        self.tuning_type = tuning_type
+        self.tuning_task_type = tuning_task_type
+        self.validation_split_ratio = validation_split_ratio
+        self.lora_r = lora_r
+        self.lora_alpha = lora_alpha
+        self.clova_conn_id = clova_conn_id
+        self.validate_dataset = validate_dataset
+        self.max_dataset_errors = max_dataset_errors
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max(poll_interval, max_poll_interval)
+        self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        self.cancel_on_kill = cancel_on_kill
+        self.resubmit_failed: ResubmitPolicy = resubmit_failed
+        self.max_resubmits = max_resubmits
+        self.tuning_task_id: str | None = None
+
+    # -- hooks -------------------------------------------------------------------------
+    @property
+    def hook(self) -> ClovaStudioHook:
+        if getattr(self, "_hook", None) is None:
+            from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
+            self._hook = ClovaStudioHook(self.clova_conn_id)
+        return self._hook
+
+    def _fields(self) -> dict[str, Any]:
+        fields = {
+            "trainEpochs": self.train_epochs,
+            "learningRate": self.learning_rate,
+            "tuningType": self.tuning_type,
+            "taskType": self.tuning_task_type,
+            "validationSplitRatio": self.validation_split_ratio,
+            "loraR": self.lora_r,
+            "loraAlpha": self.lora_alpha,
+        }
+        return {key: value for key, value in fields.items() if value not in (None, "")}
+
+    def _name(self, context: Context) -> str:
+        if self.name:
+            return str(self.name)
+        ti = context["ti"]
+        return tuning_task_name(ti.dag_id, ti.task_id, ti.run_id, _map_index(ti))
+
+    # -- execute -----------------------------------------------------------------------
+    def execute(self, context: Context) -> dict[str, Any]:
+        task = self._submit_or_reattach(context)
+        if not self.wait_for_completion or task.is_terminal:
+            return self._finish(context, task) if task.is_terminal else tuning_result(task)
+        return self._wait(context, task.id)
+
+    def _wait(self, context: Context, tuning_task_id: str) -> dict[str, Any]:
+        if self.deferrable:
+            from airflow_provider_clova.triggers.tuning import ClovaStudioTuningTrigger
+
+            end_time = None if self.timeout is None else time.time() + self.timeout
+            self.defer(
+                trigger=ClovaStudioTuningTrigger(
+                    tuning_task_id=tuning_task_id,
+                    clova_conn_id=self.clova_conn_id,
+                    poll_interval=self.poll_interval,
+                    max_poll_interval=self.max_poll_interval,
+                    end_time=end_time,
+                    cancel_on_kill=self.cancel_on_kill,
+                ),
+                method_name="execute_complete",
+            )
+        from airflow_provider_clova.client.polling import PollPolicy
+        from airflow_provider_clova.operators._tuning_wait import wait_sync
+
+        event = wait_sync(
+            self.hook,
+            tuning_task_id,
+            PollPolicy(self.poll_interval, self.max_poll_interval),
+            timeout=self.timeout,
+            log=self.log.info,
+        )
+        return self.execute_complete(context, event)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger (or the sync wait): succeed, resubmit by policy, or fail clearly."""
+        from airflow_provider_clova.client.errors import ClovaStudioTuningFailedError
+        from airflow_provider_clova.operators._tuning_wait import task_from_event
+
+        self.tuning_task_id = str(event.get("task_id"))
+        try:
+            task = task_from_event(event, hook=self.hook, cancel=self.cancel_on_kill)
+        except ClovaStudioTuningFailedError as failure:
+            if not self._may_resubmit(failure.failure_reason, context):
+                raise
+            self.log.warning("%s; resubmitting (resubmit_failed=%s)", failure, self.resubmit_failed)
+            task = self._submit_or_reattach(context)
+            return self._wait(context, task.id)
+        return self._finish(context, task)
+
+    def _finish(self, context: Context, task: TuningTask) -> dict[str, Any]:
+        from airflow_provider_clova.operators._tuning_wait import task_from_event
+
+        if task.status.value == "FAILED":
+            task_from_event({"status": "failed", "task_id": task.id, "task": task.to_dict()}, hook=None, cancel=False)
+        result = tuning_result(task)
+        self.log.info("tuning task %s SUCCEEDED: %s", task.id, task.summary())
+        self._emit_asset_events(context, result)
+        return result
+
+    def _emit_asset_events(self, context: Context, result: dict[str, Any]) -> None:
+        """Attach the tuned model's ids to every outlet's asset event, for downstream DAGs."""
+        outlets = getattr(self, "outlets", None) or []
+        events = context.get("outlet_events")
+        if not outlets or events is None:
+            return
+        extra = {key: result[key] for key in ("task_id", "name", "model", "train_loss", "chat_completions_path")}
+        for outlet in outlets:
+            try:
+                events[outlet].extra.update(extra)
+            except (KeyError, TypeError, AttributeError):
+                self.log.debug("outlet %r takes no asset event extra", outlet)
+
+    # -- submit / reattach -------------------------------------------------------------
+    def _submit_or_reattach(self, context: Context) -> TuningTask:
+        from airflow_provider_clova.client.models import TuningStatus
+
+        name = self._name(context)
+        earlier = self.hook.find_tuning_tasks(name)
+        live = next((task for task in earlier if task.status is not TuningStatus.FAILED), None)
+        if live is not None:
+            self.log.info(
+                "reattaching to tuning task %s (%s) submitted earlier as %r", live.id, live.status.value, name
+            )
+            self._record(context, live)
+            return live
+        if earlier and not self._may_resubmit(earlier[0].status_info.failure_reason, context, failed=len(earlier)):
+            self._record(context, earlier[0])
+            return earlier[0]  # _finish raises the failure with its hint
+        if self.validate_dataset:
+            self._validate_dataset()
+        task = self._create(name, known_ids={task.id for task in earlier})
+        self._record(context, task)
+        return task
+
+    def _create(self, name: str, known_ids: set[str]) -> TuningTask:
+        from airflow_provider_clova.client.calls import TuningDataset
+        from airflow_provider_clova.client.errors import ClovaStudioUnknownOutcomeError
+        from airflow_provider_clova.operators._object_storage import credentials
+
+        access_key, secret_key = credentials(self.object_storage_conn_id)
+        dataset = TuningDataset(self.dataset_bucket, self.dataset_key, access_key, secret_key)
+        for attempt in range(1, 4):
+            try:
+                task = self.hook.create_tuning_task(self.model, dataset, name=name, **self._fields())
+            except ClovaStudioUnknownOutcomeError as exc:
+                self.log.warning("create tuning task: outcome unknown (%s); reconciling by listing", exc)
+                made = [task for task in self.hook.find_tuning_tasks(name) if task.id not in known_ids]
+                if made:
+                    self.log.info("found tuning task %s created by the uncertain request", made[0].id)
+                    return made[0]
+                if attempt == 3:
+                    raise
+                self.log.info("no task named %r exists; submitting again (attempt %d)", name, attempt + 1)
+                continue
+            self.log.info("submitted tuning task %s (%r, model %s)", task.id, name, self.model)
+            return task
+        raise AssertionError("unreachable")
+
+    def _may_resubmit(self, failure_reason: str | None, context: Context, *, failed: int | None = None) -> bool:
+        if self.resubmit_failed == "never":
+            return False
+        if self.resubmit_failed == "resource_timeout" and failure_reason != "resource.timeout":
+            return False
+        if failed is None:
+            failed = len(self.hook.find_tuning_tasks(self._name(context)))
+        return failed <= self.max_resubmits
+
+    def _validate_dataset(self) -> None:
+        from airflow_provider_clova.client.errors import ClovaStudioDatasetError
+        from airflow_provider_clova.datasets import validate_stream
+        from airflow_provider_clova.operators._object_storage import open_object
+
+        body, size = open_object(self.object_storage_conn_id, self.dataset_bucket, self.dataset_key)
+        try:
+            report = validate_stream(body, filename=self.dataset_key, size=size, max_errors=self.max_dataset_errors)
+        finally:
+            body.close()
+        if not report.ok:
+            raise ClovaStudioDatasetError(
+                f"dataset s3://{self.dataset_bucket}/{self.dataset_key} breaks CLOVA Studio's rules; "
+                f"nothing was submitted:\n{report.format()}"
+            )
+        self.log.info("dataset s3://%s/%s is valid: %s", self.dataset_bucket, self.dataset_key, report.format())
+
+    def _record(self, context: Context, task: TuningTask) -> None:
+        """Store the id and console link before waiting, so retries and the UI can find the job."""
+        self.tuning_task_id = task.id
+        template = self.hook.config.console_url
+        context["ti"].xcom_push(key=TUNING_TASK_ID_XCOM_KEY, value=task.id)
+        ClovaStudioTuningConsoleLink.persist(context, console_url(task.id, template))
+
+    def on_kill(self) -> None:
+        if self.cancel_on_kill and self.tuning_task_id:
+            self.hook.delete_tuning_task(self.tuning_task_id)
+            self.log.info("deleted tuning task %s because the Airflow task was killed", self.tuning_task_id)

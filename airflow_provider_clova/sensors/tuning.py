@@ -1,0 +1,100 @@
+"""``ClovaStudioTuningSensor``: wait on a tuning task someone else submitted.
+
+Poke mode takes one step of the shared ``TuningPoller`` per poke; deferrable mode hands the
+wait to ``ClovaStudioTuningTrigger``. Both end through the same event handling as the
+tuning operator, so a FAILED task raises the same error with the same fix.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_clova._compat import BaseSensorOperator, default_deferrable
+from airflow_provider_clova.links.console import ClovaStudioTuningConsoleLink
+
+if TYPE_CHECKING:
+    from airflow_provider_clova._compat import Context
+    from airflow_provider_clova.client.polling import TuningPoller
+    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
+
+class ClovaStudioTuningSensor(BaseSensorOperator):
+    """Succeeds when the tuning task succeeds; fails with the service's reason when it fails.
+
+    :param tuning_task_id: the CLOVA tuning task id (templated; e.g. from an operator's XCom).
+    :param clova_conn_id: the ``clova_studio`` connection.
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param max_poll_interval: the longest pause between polls in deferrable mode.
+    :param cancel_on_kill: in deferrable mode on Airflow 3.3+, delete the task when a user kills the wait.
+    """
+
+    template_fields: Sequence[str] = ("tuning_task_id", "clova_conn_id")
+    operator_extra_links = (ClovaStudioTuningConsoleLink(),)
+    ui_color = "#03c75a"
+
+    def __init__(
+        self,
+        *,
+        tuning_task_id: str,
+        clova_conn_id: str = "clova_studio_default",
+        deferrable: bool | None = None,
+        max_poll_interval: float = 900.0,
+        cancel_on_kill: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.tuning_task_id = tuning_task_id
+        self.clova_conn_id = clova_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.max_poll_interval = max_poll_interval
+        self.cancel_on_kill = cancel_on_kill
+        self._poller: TuningPoller | None = None
+
+    @property
+    def hook(self) -> ClovaStudioHook:
+        from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
+        return ClovaStudioHook(self.clova_conn_id)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        from airflow_provider_clova.triggers.tuning import ClovaStudioTuningTrigger
+
+        self.defer(
+            trigger=ClovaStudioTuningTrigger(
+                tuning_task_id=self.tuning_task_id,
+                clova_conn_id=self.clova_conn_id,
+                poll_interval=float(self.poke_interval),
+                max_poll_interval=max(float(self.poke_interval), self.max_poll_interval),
+                end_time=time.time() + float(self.timeout),
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+        )
+
+    def poke(self, context: Context) -> bool:
+        from airflow_provider_clova.client.polling import PollEvent, PollPolicy, TuningPoller
+        from airflow_provider_clova.operators._tuning_wait import task_from_event
+
+        if self._poller is None or self._poller.task_id != self.tuning_task_id:
+            self._poller = TuningPoller(self.tuning_task_id, PollPolicy(float(self.poke_interval)), log=self.log.info)
+        outcome: Any
+        try:
+            outcome = self.hook.get_tuning_task(self.tuning_task_id)
+        except Exception as exc:
+            outcome = exc
+        action = self._poller.step(outcome)
+        if not isinstance(action, PollEvent):
+            return False
+        task_from_event(action.to_payload(), hook=None, cancel=False)
+        return True
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        from airflow_provider_clova.operators._tuning_wait import task_from_event
+        from airflow_provider_clova.operators.tuning import tuning_result
+
+        task = task_from_event(event, hook=self.hook, cancel=self.cancel_on_kill)
+        return tuning_result(task)

@@ -1,0 +1,104 @@
+"""``ClovaStudioTuningTrigger``: waits for a tuning task in the triggerer, off the worker.
+
+``run()`` only reads (GET) and never blocks the event loop; the decisions come from the
+shared ``TuningPoller``. Its serialized kwargs hold the connection id and ids, never a
+secret, so a trigger that runs twice (or on another triggerer) is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+
+class ClovaStudioTuningTrigger(BaseTrigger):
+    """Poll one tuning task until it succeeds, fails, or the deadline passes; emit one event.
+
+    :param tuning_task_id: the CLOVA tuning task id.
+    :param clova_conn_id: the ``clova_studio`` connection.
+    :param poll_interval: completion is seen at most this many seconds late (see ``TuningPoller``).
+    :param max_poll_interval: the longest pause between two polls of a long training.
+    :param end_time: wall-clock epoch seconds after which the wait times out (None: no limit).
+    :param cancel_on_kill: on Airflow 3.3+, delete the remote task when a user kills the deferred task.
+    """
+
+    def __init__(
+        self,
+        tuning_task_id: str,
+        clova_conn_id: str = "clova_studio_default",
+        poll_interval: float = 30.0,
+        max_poll_interval: float = 900.0,
+        end_time: float | None = None,
+        cancel_on_kill: bool = True,
+    ) -> None:
+        super().__init__()
+        self.tuning_task_id = tuning_task_id
+        self.clova_conn_id = clova_conn_id
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.end_time = end_time
+        self.cancel_on_kill = cancel_on_kill
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "tuning_task_id": self.tuning_task_id,
+                "clova_conn_id": self.clova_conn_id,
+                "poll_interval": self.poll_interval,
+                "max_poll_interval": self.max_poll_interval,
+                "end_time": self.end_time,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    def _poller(self) -> Any:
+        from airflow_provider_clova.client.polling import PollPolicy, TuningPoller
+
+        deadline = None
+        if self.end_time is not None:
+            # The wall-clock end is turned into a monotonic deadline once, so clock jumps don't matter.
+            deadline = time.monotonic() + (self.end_time - time.time())
+        return TuningPoller(
+            self.tuning_task_id,
+            PollPolicy(self.poll_interval, max(self.poll_interval, self.max_poll_interval)),
+            deadline=deadline,
+            log=self.log.info,
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_clova.client.polling import PollEvent
+        from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
+        poller = self._poller()
+        try:
+            client = await ClovaStudioHook(self.clova_conn_id).aget_async_conn()
+        except Exception as exc:
+            yield TriggerEvent(PollEvent("error", self.tuning_task_id, f"cannot use connection: {exc}").to_payload())
+            return
+        async with client:
+            while True:
+                outcome: Any
+                try:
+                    outcome = await client.get_tuning_task(self.tuning_task_id)
+                except Exception as exc:
+                    outcome = exc
+                action = poller.step(outcome)
+                if isinstance(action, PollEvent):
+                    yield TriggerEvent(action.to_payload())
+                    return
+                await asyncio.sleep(action.seconds)
+
+    async def on_kill(self) -> None:
+        """Stop the remote training when a user kills the deferred task (Airflow 3.3+ calls this)."""
+        if not self.cancel_on_kill:
+            return
+        from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
+        async with await ClovaStudioHook(self.clova_conn_id).aget_async_conn() as client:
+            await client.delete_tuning_task(self.tuning_task_id)
+        self.log.info("deleted tuning task %s because the Airflow task was killed", self.tuning_task_id)

@@ -1,0 +1,207 @@
+"""Fixtures for the core client's unit tests: no network, no real sleeping.
+
+* ``sleeps`` records every wait tenacity would sleep, for both clients, by giving the
+  client module's ``tenacity.Retrying`` / ``AsyncRetrying`` a recording ``sleep``.
+* ``fake_limiter`` replaces the QPM/TPM limiter with a recorder, for chat retry tests.
+* ``make_config`` / ``make_client`` build a client with an injectable clock.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import respx
+import tenacity
+
+from airflow_provider_clova.client import client as client_module
+from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
+from airflow_provider_clova.client.client import AsyncClovaStudioClient, ClovaStudioClient
+from airflow_provider_clova.client.config import ClientConfig
+from airflow_provider_clova.client.retry import RetryPolicy
+
+BASE_URL = "https://clovastudio.test"
+ACCESS_KEY = "ncp_iam_BPAMKR-access-key-0001"
+SECRET_KEY = "ncp_iam_BPKMKR-secret-key-very-secret-9f3a"
+API_KEY = "nv-api-key-also-very-secret-1234567890"
+GATEWAY_KEY = "apigw-gateway-key-secret-abcdef"
+SECRETS = (SECRET_KEY, API_KEY, GATEWAY_KEY)
+
+SEED_TASK: dict[str, Any] = {
+    "id": "czf9fbky",
+    "name": "230821-130704",
+    "model": "HCX-003",
+    "method": "LoRA",
+    "taskType": "GENERATION",
+    "trainEpochs": 8,
+    "learningRate": 1.0e-4,
+    "status": "WAIT",
+    "statusInfo": {
+        "label": None,
+        "dataRows": None,
+        "numOfTokens": None,
+        "currStep": None,
+        "totalTrainSteps": None,
+        "currEpoch": None,
+        "totalTrainEpochs": None,
+        "estimatedTime": None,
+        "trainLoss": None,
+        "sendWeightSuccess": None,
+        "failureReason": None,
+        "message": None,
+        "endDatetime": None,
+    },
+    "createdClientType": "API",
+    "createdDate": "2023-08-21T13:07:06+0900",
+    "updatedDate": "2023-08-21T13:07:06+0900",
+}
+
+
+def ok(result: Any = None, *, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
+    """A CLOVA success envelope."""
+    body: dict[str, Any] = {"status": {"code": "20000", "message": "OK"}}
+    if result is not None:
+        body["result"] = result
+    return httpx.Response(status, json=body, headers=headers)
+
+
+def fail(status: int, code: str, message: str = "error", *, headers: dict[str, str] | None = None) -> httpx.Response:
+    """A CLOVA error envelope."""
+    return httpx.Response(status, json={"status": {"code": code, "message": message}}, headers=headers)
+
+
+def task_json(task_id: str = "czf9fbky", **overrides: Any) -> dict[str, Any]:
+    return {**SEED_TASK, "id": task_id, **overrides}
+
+
+class Clock:
+    """A fake epoch-millisecond clock that advances by ``step`` on every reading."""
+
+    def __init__(self, start: int = 1_700_000_000_000, step: int = 1_000) -> None:
+        self._counter = itertools.count(start, step)
+        self.readings: list[int] = []
+
+    def __call__(self) -> int:
+        value = next(self._counter)
+        self.readings.append(value)
+        return value
+
+
+def make_config(
+    *,
+    auth: str = "apigw_v2",
+    clock: Callable[[], int] | None = None,
+    retry: RetryPolicy | None = None,
+    app_type: str = "test",
+) -> ClientConfig:
+    auth_obj: httpx.Auth
+    if auth == "apigw_v2":
+        auth_obj = SignatureV2Auth(ACCESS_KEY, SECRET_KEY, clock_ms=clock)
+    elif auth == "bearer":
+        auth_obj = BearerAuth(API_KEY)
+    else:
+        auth_obj = LegacyKeyAuth(API_KEY, GATEWAY_KEY)
+    return ClientConfig(
+        auth=auth_obj,
+        auth_type=auth,  # type: ignore[arg-type]
+        account_id="acct-test",
+        base_url=BASE_URL,
+        app_type=app_type,  # type: ignore[arg-type]
+        retry=retry or RetryPolicy(max_attempts=4),
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(clock: Clock) -> Iterator[ClovaStudioClient]:
+    with ClovaStudioClient(make_config(clock=clock)) as c:
+        yield c
+
+
+@pytest.fixture
+async def aclient(clock: Clock) -> Any:
+    async with AsyncClovaStudioClient(make_config(clock=clock)) as c:
+        yield c
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every wait the retry loop asks for, in order; nothing really sleeps."""
+    recorded: list[float] = []
+
+    async def async_sleep(seconds: float) -> None:
+        recorded.append(float(seconds))
+
+    fake = types.SimpleNamespace(
+        Retrying=functools.partial(tenacity.Retrying, sleep=lambda s: recorded.append(float(s))),
+        AsyncRetrying=functools.partial(tenacity.AsyncRetrying, sleep=async_sleep),
+    )
+    monkeypatch.setattr(client_module, "tenacity", fake)
+    return recorded
+
+
+@dataclass
+class FakeReservation:
+    cost: int
+    settled: int | None = None
+    released: bool = False
+
+    def settle(self, actual: int) -> None:
+        self.settled = actual
+
+    def release(self) -> None:
+        self.released = True
+
+
+@dataclass
+class FakeLimiter:
+    key: Any = None
+    reservations: list[FakeReservation] = field(default_factory=list)
+    rate_limited: list[float | None] = field(default_factory=list)
+    async_acquires: int = 0
+
+    def acquire(self, cost: int) -> FakeReservation:
+        reservation = FakeReservation(cost)
+        self.reservations.append(reservation)
+        return reservation
+
+    async def aacquire(self, cost: int) -> FakeReservation:
+        self.async_acquires += 1
+        return self.acquire(cost)
+
+    def on_rate_limited(self, retry_after: float | None) -> None:
+        self.rate_limited.append(retry_after)
+
+
+@pytest.fixture
+def fake_limiter(monkeypatch: pytest.MonkeyPatch) -> FakeLimiter:
+    limiter = FakeLimiter()
+    models: list[str | None] = []
+
+    def limiter_for(self: Any, call: Any) -> FakeLimiter | None:
+        if call.budget_model is None:
+            return None
+        models.append(call.budget_model)
+        limiter.key = (self.config.account_id, call.budget_model, self.config.app_type)
+        return limiter
+
+    monkeypatch.setattr(client_module._BaseClient, "_limiter_for", limiter_for)
+    limiter.models = models  # type: ignore[attr-defined]
+    return limiter
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    """respx router for the test base URL; any unmocked request fails the test."""
+    with respx.mock(base_url=BASE_URL, assert_all_called=False, assert_all_mocked=True) as router:
+        yield router
