@@ -25,12 +25,14 @@ from airflow_provider_clova.client.errors import (
     ClovaStudioApiError,
     ClovaStudioNotFoundError,
     ClovaStudioRateLimitError,
+    ClovaStudioResponseError,
     ClovaStudioTimeoutError,
     ClovaStudioTransportError,
     ClovaStudioUnknownOutcomeError,
 )
 from airflow_provider_clova.client.models import ChatResult, TuningTask, TuningTaskPage
 from airflow_provider_clova.client.retry import retry_kwargs, server_cannot_have_acted
+from airflow_provider_clova.client.tokens import actual_request_cost
 
 REQUEST_ID_HEADER = "X-NCP-CLOVASTUDIO-REQUEST-ID"
 LIST_PAGE_SIZE = 50
@@ -78,9 +80,12 @@ class _Metering:
     def succeeded(self, result: Any) -> None:
         if self.reservation is None:
             return
-        usage = getattr(result, "usage", None)
-        actual = (usage.prompt_tokens + self.call.reserved_output_tokens) if usage else self.call.estimated_cost
-        self.reservation.settle(actual)
+        # The real charge is the reported input tokens + the requested maxTokens. An answer
+        # without usage keeps the estimate: settling at 0 + maxTokens would under-charge.
+        raw = getattr(result, "raw", None)
+        actual = actual_request_cost(raw, self.call.reserved_output_tokens) if isinstance(raw, Mapping) else None
+        if actual is not None:
+            self.reservation.settle(actual)
 
     def failed(self, exc: ClovaStudioApiError) -> None:
         if self.reservation is None:
@@ -89,7 +94,9 @@ class _Metering:
             # Refused or never arrived: the server did not count it.
             self.reservation.release()
             if isinstance(exc, ClovaStudioRateLimitError) and exc.is_budget:
-                self.limiter.on_rate_limited(exc.retry_after)
+                # The refused reservation lets the limiter tell a new 429 episode from late
+                # reports of one it already slowed down for.
+                self.limiter.on_rate_limited(exc.retry_after, reservation=self.reservation)
         # Otherwise keep the estimate: the server may have counted the request.
 
 
@@ -138,6 +145,18 @@ class _BaseClient:
         except ClovaStudioApiError as exc:
             metering.failed(exc)
             raise finalize_error(exc, call) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # A 2xx whose ``result`` is missing or not the documented shape: a typed error
+            # (retried for reads, an unknown outcome for a create), not a bare TypeError.
+            error = ClovaStudioResponseError(
+                f"unexpected answer for {call.route}: {type(exc).__name__}: {exc}",
+                http_status=response.status_code,
+                request_id=request_id,
+                method=call.method,
+                path=call.path,
+            )
+            metering.failed(error)
+            raise finalize_error(error, call) from exc
         metering.succeeded(result)
         return result
 

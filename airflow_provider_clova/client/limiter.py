@@ -19,11 +19,16 @@ How it guarantees the limits
     shortened emulator window it stays proportionally small.
 
 Burst-free
-    On top of the window, two zero-capacity leaky buckets space the commits: one request
-    per ``span / QPM`` seconds, and after a request of cost ``c`` the next waits
-    ``c * span / TPM``. An idle limiter therefore does not fire a minute's budget in one
-    burst (which would collide with other pool members and with servers that smooth over
-    sub-windows), and in steady state it still runs at the full rate.
+    On top of the window, two leaky buckets space the commits: one request per
+    ``span / QPM`` seconds, and tokens at ``TPM / span`` per second, where the token pacer
+    may run ahead by at most 10% of the window's token budget (slack that absorbs requests
+    of varying size). An idle limiter therefore never fires a minute's budget in one burst
+    (which would collide with other pool members and with servers that smooth over
+    sub-windows). In steady state with same-size requests it runs at
+    ``window / span`` = 98.4% of the limit. When sizes vary, any exact first-come-first-served
+    window loses some room to fragmentation (the head request waits until enough old ones
+    expire): roughly half an average request per window, e.g. ~95% of TPM for requests of
+    500-5,000 tokens on a 60,000 TPM budget.
 
 Fair and shared
     Waiters queue first-in first-out; only the head may commit, so a large request cannot
@@ -78,7 +83,10 @@ MARGIN_FRACTION = 0.025
 SLOWDOWN_FACTOR = 0.5
 #: ... but never below this fraction of the budget.
 MIN_RATE_FACTOR = 0.1
-TOKEN_BURST_FRACTION = 0.0
+#: The token pacer may run ahead of the smooth rate by this fraction of the window's budget:
+#: enough slack to absorb requests of varying size without starving the window, far from
+#: a minute's budget in one burst.
+TOKEN_BURST_FRACTION = 0.1
 #: First pause after a 429 without Retry-After; doubles per consecutive episode.
 BACKOFF_BASE_SECONDS = 1.0
 #: A waiter re-checks at least this often, to notice released budget early.
@@ -332,7 +340,7 @@ class RateLimiter:
             at = max(at, now + q_debt * span / rate_q)
         slack = TOKEN_BURST_FRACTION * rate_t
         if t_debt > slack:
-            at = max(at, now + (t_debt - slack) * span / rate_t)
+            at = max(at, now + (t_debt - slack) * span / (rate_t))
         inside = [entry for entry in entries if entry.time + span > at]
         count, total = len(inside), sum(entry.cost for entry in inside)
         index = 0

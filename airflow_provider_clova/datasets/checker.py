@@ -28,8 +28,10 @@ class Checker:
     Sequence state: ``prev_c``/``prev_t`` are the last row's C_ID/T_ID (-1/-1 before the
     first row, so the first row must be 0/0 like any new conversation). After a row whose
     ids could not be read at all, ``synced`` is False and the next row with readable ids is
-    taken as the new reference instead of being judged: one broken row gives one problem,
-    not a cascade over every row after it.
+    taken as the new reference instead of being judged; after a wrong id, the next row may
+    follow on from either the wrong row or what it should have been. Either way one broken
+    row gives one problem, not a cascade over every row after it. The readers' fast path
+    only runs while ``synced`` is True.
     """
 
     def __init__(self, max_errors: int) -> None:
@@ -43,6 +45,8 @@ class Checker:
         self.prev_c = -1
         self.prev_t = -1
         self.synced = True
+        # After a wrong id: the states the next row may also follow on from (see step()).
+        self.alternatives: tuple[tuple[int, int], ...] = ()
 
     # -- recording -----------------------------------------------------------------------
 
@@ -136,13 +140,17 @@ class Checker:
 
         ``None`` means unknown (already reported). A missing half is inferred when the other
         half makes it unambiguous; otherwise the sequence is re-synchronised on the next row.
+        After a wrong id, the next row is also accepted if it follows on from what the wrong
+        row should have been, so a single typo gives a single problem.
         """
         prev_c, prev_t = self.prev_c, self.prev_t
         if not self.synced:
-            if cid is not None and tid is not None:
+            if cid is None or tid is None:
+                return
+            alternatives, self.alternatives, self.synced = self.alternatives, (), True
+            if not alternatives or any(_follows(state, cid, tid) for state in alternatives):
                 self._advance(cid, tid)
-                self.synced = True
-            return
+                return
         if cid is None:
             if tid == 0:
                 cid = prev_c + 1
@@ -158,17 +166,24 @@ class Checker:
                 tid = 0
             else:
                 self.add(problems.bad_id(line, row, "C_ID", cid, _expected_c(prev_c)))
-                self.prev_c, self.synced = cid, False
+                self.prev_c, self.synced, self.alternatives = cid, False, ()
                 return
         elif cid == prev_c:
             if tid != prev_t + 1:
-                self.add(problems.bad_id(line, row, "T_ID", tid, str(prev_t + 1)))
+                self._wrong(problems.bad_id(line, row, "T_ID", tid, str(prev_t + 1)), (cid, prev_t + 1))
         elif cid == prev_c + 1:
             if tid != 0:
-                self.add(problems.bad_id(line, row, "T_ID", tid, "0 (a new conversation starts at T_ID 0)"))
+                expected = "0 (a new conversation starts at T_ID 0)"
+                self._wrong(problems.bad_id(line, row, "T_ID", tid, expected), (cid, 0))
         else:
-            self.add(problems.bad_id(line, row, "C_ID", cid, _expected_c(prev_c)))
+            bad = problems.bad_id(line, row, "C_ID", cid, _expected_c(prev_c))
+            self._wrong(bad, (prev_c, prev_t), (prev_c, tid), (prev_c + 1, tid))
         self._advance(cid, tid)
+
+    def _wrong(self, problem: DatasetProblem, *alternatives: tuple[int, int]) -> None:
+        """Record a wrong id; the next row may follow on from any of ``alternatives`` instead."""
+        self.synced, self.alternatives = False, alternatives
+        self.add(problem)
 
     def _advance(self, cid: int, tid: int) -> None:
         if cid != self.prev_c:
@@ -177,7 +192,7 @@ class Checker:
 
     def unreadable_row(self) -> None:
         """A row whose values could not be read at all: re-synchronise on the next one."""
-        self.synced = False
+        self.synced, self.alternatives = False, ()
 
 
 def parse_id(value: object) -> int | None:
@@ -201,6 +216,12 @@ def parse_id(value: object) -> int | None:
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
     return None
+
+
+def _follows(state: tuple[int, int], cid: int, tid: int) -> bool:
+    """Whether (cid, tid) may come right after ``state``: next turn, or a new conversation."""
+    prev_c, prev_t = state
+    return (cid == prev_c and tid == prev_t + 1) or (cid == prev_c + 1 and tid == 0)
 
 
 def _expected_c(prev_c: int) -> str:

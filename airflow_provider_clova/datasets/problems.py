@@ -42,7 +42,11 @@ def size(limit: int, actual: int | None) -> DatasetProblem:
     problem = _service("file.size", limit=format_bytes(limit))
     if actual is None:
         return problem
-    return _with_fix(problem, f"The file is over {format_bytes(limit)} ({actual:,} bytes or more); " + problem.fix)
+    return _with_fix(
+        problem,
+        f"The file has {actual:,} bytes or more: remove or shorten rows, or split the data, "
+        f"to bring it to {format_bytes(limit)} or less.",
+    )
 
 
 def encoding(line: int) -> DatasetProblem:

@@ -13,6 +13,7 @@ must reconcile, e.g. a create whose reply is a 504 or a dropped connection).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import threading
@@ -247,10 +248,9 @@ class DroppedConnection(Response):
                 while (await receive())["type"] != "http.disconnect":
                     pass
 
-            try:  # so uvicorn has marked the connection closed before this app returns
+            # so uvicorn has marked the connection closed before this app returns
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(disconnected(), 2.0)
-            except asyncio.TimeoutError:
-                pass
             return
         await send(
             {

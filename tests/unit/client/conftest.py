@@ -168,6 +168,7 @@ class FakeLimiter:
     key: Any = None
     reservations: list[FakeReservation] = field(default_factory=list)
     rate_limited: list[float | None] = field(default_factory=list)
+    rate_limited_reservations: list[Any] = field(default_factory=list)
     async_acquires: int = 0
 
     def acquire(self, cost: int) -> FakeReservation:
@@ -179,8 +180,9 @@ class FakeLimiter:
         self.async_acquires += 1
         return self.acquire(cost)
 
-    def on_rate_limited(self, retry_after: float | None) -> None:
+    def on_rate_limited(self, retry_after: float | None, *, reservation: Any = None) -> None:
         self.rate_limited.append(retry_after)
+        self.rate_limited_reservations.append(reservation)
 
 
 @pytest.fixture

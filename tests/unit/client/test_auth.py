@@ -77,7 +77,7 @@ def test_signature_v2_signs_path_with_query_exactly_as_sent(api: respx.MockRoute
     )
 
 
-def test_signature_v2_with_korean_json_body(api: respx.MockRouter, clock: Clock) -> None:
+def test_signature_v2_with_korean_json_body(api: respx.MockRouter, clock: Clock, fake_limiter: object) -> None:
     route = api.post("/v3/chat-completions/HCX-005").mock(
         return_value=ok({"message": {"role": "assistant", "content": "안녕하세요"}, "usage": {}})
     )
@@ -167,7 +167,7 @@ def test_bearer_header(api: respx.MockRouter) -> None:
         assert name not in headers
 
 
-def test_legacy_key_headers_and_prefix(api: respx.MockRouter) -> None:
+def test_legacy_key_headers_and_prefix(api: respx.MockRouter, fake_limiter: object) -> None:
     route = api.post("/testapp/v1/chat-completions/HCX-003").mock(
         return_value=ok({"message": {"role": "assistant", "content": "hi"}, "inputLength": 3, "outputLength": 1})
     )

@@ -1,0 +1,40 @@
+# Two commands on a fresh machine:
+#   make demo   the example tuning pipeline against the bundled emulator (+ moto S3), end to end
+#   make test   lint, type-check and the whole test suite (Airflow 3, then unit tests on Airflow 2.11)
+# Each target prepares its own virtualenv with uv (scripts/venv.sh); nothing to install by hand.
+
+PY      := .venv/bin/python
+PY_AF2  := .venv-af2/bin/python
+
+.PHONY: demo test lint typecheck test-af3 test-af2 bench venv clean
+
+venv:
+	@scripts/venv.sh .venv
+
+demo: venv
+	@$(PY) scripts/demo.py
+
+lint: venv
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: venv
+	.venv/bin/mypy
+
+test-af3: venv
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-af2:
+	@scripts/venv.sh .venv-af2 "apache-airflow==2.11.*"
+	$(PY_AF2) -m pytest -q -p no:cacheprovider tests/unit
+
+test: lint typecheck test-af3 test-af2
+
+bench: venv
+	$(PY) bench/hook_overhead.py
+	$(PY) bench/dataset_validate.py
+	$(PY) bench/poll_economy.py
+	$(PY) bench/rate_budget.py
+
+clean:
+	rm -rf .venv .venv-af2 .demo
