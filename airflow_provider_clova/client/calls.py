@@ -30,7 +30,8 @@ class Call:
     method: str
     path: str
     route: str
-    json: Any = None
+    #: Hidden from repr: a create body carries the Object Storage secret key.
+    json: Any = field(default=None, repr=False)
     params: Mapping[str, Any] | None = None
     idempotent: bool = True
     parse: Callable[[Any], Any] = field(default=_identity, repr=False)

@@ -26,6 +26,8 @@ class Field:
     high: float | None = None
     low_open: bool = False
     choices: tuple[str, ...] = ()
+    #: A credential: error messages name the field but never echo its value.
+    secret: bool = False
 
     def describe(self) -> str:
         if self.choices:
@@ -38,9 +40,10 @@ class Field:
     def check(self, name: str, value: Any, where: str) -> Any:
         if value is None:
             return None
+        shown = "***" if self.secret else repr(value)
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
         if isinstance(value, bool) and bool not in kinds:
-            raise ClovaStudioConfigError(f"{where}: {name}={value!r} is not valid; expected {self.describe()}")
+            raise ClovaStudioConfigError(f"{where}: {name}={shown} is not valid; expected {self.describe()}")
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if int in kinds and isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -49,9 +52,9 @@ class Field:
             with contextlib.suppress(ValueError):
                 value = float(value)
         if not isinstance(value, kinds):
-            raise ClovaStudioConfigError(f"{where}: {name}={value!r} is not valid; expected {self.describe()}")
+            raise ClovaStudioConfigError(f"{where}: {name}={shown} is not valid; expected {self.describe()}")
         if self.choices and value not in self.choices:
-            raise ClovaStudioConfigError(f"{where}: {name}={value!r} is not valid; expected {self.describe()}")
+            raise ClovaStudioConfigError(f"{where}: {name}={shown} is not valid; expected {self.describe()}")
         if self.low is not None and isinstance(value, (int, float)):
             too_low = value <= self.low if self.low_open else value < self.low
             if too_low or (self.high is not None and value > self.high):
@@ -73,8 +76,8 @@ TUNING_FIELDS: dict[str, Field] = {
     "loraAlpha": Field(int, 2, 512),
     "trainingDatasetFilePath": Field(str),
     "trainingDatasetBucket": Field(str),
-    "trainingDatasetAccessKey": Field(str),
-    "trainingDatasetSecretKey": Field(str),
+    "trainingDatasetAccessKey": Field(str, secret=True),
+    "trainingDatasetSecretKey": Field(str, secret=True),
 }
 
 _CHAT_COMMON: dict[str, Field] = {
