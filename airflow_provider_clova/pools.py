@@ -240,7 +240,11 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--slots", type=int, help=f"pool size (default: extra.pool_slots, else {DEFAULT_POOL_SLOTS})")
         sub.add_argument("--model", action="append", dest="models", help="only this base model (repeatable)")
         sub.add_argument("--limits", help='JSON like extra.limits: {"HCX-005": {"qpm": 120}}')
-        sub.add_argument("--prefix", default=POOL_PREFIX, help="pool name prefix (default: %(default)s)")
+        sub.add_argument(
+            "--prefix",
+            default=POOL_PREFIX,
+            help="pool name prefix (default: %(default)s; the provider's operators recognise only the default)",
+        )
     return parser
 
 

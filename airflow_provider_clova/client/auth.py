@@ -28,11 +28,15 @@ def string_to_sign(method: str, path_with_query: str, timestamp_ms: str, access_
     return f"{method.upper()} {path_with_query}\n{timestamp_ms}\n{access_key}"
 
 
-def sign_v2(secret_key: str, method: str, path_with_query: str, timestamp_ms: str, access_key: str) -> str:
+def sign_v2(secret_key: str | bytes, method: str, path_with_query: str, timestamp_ms: str, access_key: str) -> str:
     """base64(HMAC-SHA256(secret_key, string_to_sign)): the X-NCP-APIGW-SIGNATURE-V2 value."""
+    key = secret_key.encode("utf-8") if isinstance(secret_key, str) else secret_key
     message = string_to_sign(method, path_with_query, timestamp_ms, access_key).encode("utf-8")
-    digest = hmac.new(secret_key.encode("utf-8"), message, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return base64.b64encode(hmac.digest(key, message, hashlib.sha256)).decode("ascii")
+
+
+def _epoch_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def path_with_query(request: httpx.Request) -> str:
@@ -47,14 +51,15 @@ class SignatureV2Auth(httpx.Auth):
         if not access_key or not secret_key:
             raise ValueError("signature v2 needs both an access key and a secret key")
         self._access_key = access_key
-        self._secret_key = secret_key
-        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._secret_key = secret_key.encode("utf-8")
+        self._clock_ms = clock_ms or _epoch_ms
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         timestamp = str(self._clock_ms())
-        request.headers[SIGNATURE_TIMESTAMP_HEADER] = timestamp
-        request.headers[SIGNATURE_ACCESS_KEY_HEADER] = self._access_key
-        request.headers[SIGNATURE_HEADER] = sign_v2(
+        headers = request.headers
+        headers[SIGNATURE_TIMESTAMP_HEADER] = timestamp
+        headers[SIGNATURE_ACCESS_KEY_HEADER] = self._access_key
+        headers[SIGNATURE_HEADER] = sign_v2(
             self._secret_key, request.method, path_with_query(request), timestamp, self._access_key
         )
         yield request

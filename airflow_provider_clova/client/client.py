@@ -9,7 +9,8 @@ limiter. Each client owns one pooled httpx client; use it as a context manager o
 
 from __future__ import annotations
 
-import uuid
+import os
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -31,15 +32,18 @@ from airflow_provider_clova.client.errors import (
     ClovaStudioUnknownOutcomeError,
 )
 from airflow_provider_clova.client.models import ChatResult, TuningTask, TuningTaskPage
-from airflow_provider_clova.client.retry import retry_kwargs, server_cannot_have_acted
+from airflow_provider_clova.client.retry import retry_kwargs, server_cannot_have_acted, should_retry
 from airflow_provider_clova.client.tokens import actual_request_cost
 
 REQUEST_ID_HEADER = "X-NCP-CLOVASTUDIO-REQUEST-ID"
 LIST_PAGE_SIZE = 50
+#: Joined request URLs kept per client (paths without a query string).
+_URL_CACHE_SIZE = 256
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits, sent as X-NCP-CLOVASTUDIO-REQUEST-ID (tracing only)."""
+    return os.urandom(16).hex()
 
 
 def translate_transport_error(exc: httpx.HTTPError, call: Call, request_id: str) -> ClovaStudioApiError:
@@ -106,6 +110,7 @@ class _BaseClient:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self._task_models: dict[str, str] = {}
+        self._urls: dict[str, httpx.URL] = {}
 
     def _client_kwargs(self) -> dict[str, Any]:
         return {
@@ -131,13 +136,19 @@ class _BaseClient:
         )
 
     def _build(self, http: httpx.Client | httpx.AsyncClient, call: Call, request_id: str) -> httpx.Request:
-        return http.build_request(
-            call.method,
-            call.path,
-            params=dict(call.params) if call.params else None,
-            json=call.json,
-            headers={REQUEST_ID_HEADER: request_id},
-        )
+        headers = {REQUEST_ID_HEADER: request_id}
+        if call.params:
+            return http.build_request(call.method, call.path, params=dict(call.params), json=call.json, headers=headers)
+        # Joining the base URL and the path parses both URLs again on every request; a poll
+        # loop asks for the same few paths over and over, so keep the joined URL.
+        url = self._urls.get(call.path)
+        if url is None:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            request = http.build_request(call.method, call.path, json=call.json, headers=headers)
+            self._urls[call.path] = request.url
+            return request
+        return http.build_request(call.method, url, json=call.json, headers=headers)
 
     def _finish(self, call: Call, metering: _Metering, response: httpx.Response, request_id: str) -> Any:
         try:
@@ -199,11 +210,28 @@ class ClovaStudioClient(_BaseClient):
         self._http.close()
 
     def call(self, call: Call) -> Any:
-        """Run one logical call with retries; the request id stays the same across attempts."""
+        """Run one logical call with retries; the request id stays the same across attempts.
+
+        The first attempt runs outside tenacity (most calls succeed at once, and building the
+        retry loop costs more than signing the request). A retryable failure is replayed as
+        the loop's first attempt, so attempt counting, ``Retry-After``, backoff and the
+        elapsed-time bound behave exactly as if tenacity had run it.
+        """
         request_id = new_request_id()
+        started = time.monotonic()
+        try:
+            return self._attempt(call, request_id)
+        except Exception as exc:
+            if not should_retry(exc, self.config.retry, idempotent=call.idempotent):
+                raise
+            first_failure: Exception | None = exc
         result: Any = None
-        for attempt in tenacity.Retrying(**retry_kwargs(self.config.retry, idempotent=call.idempotent)):
+        kwargs = retry_kwargs(self.config.retry, idempotent=call.idempotent, started_at=started)
+        for attempt in tenacity.Retrying(**kwargs):
             with attempt:
+                if first_failure is not None:
+                    failure, first_failure = first_failure, None
+                    raise failure
                 result = self._attempt(call, request_id)
         return result
 
@@ -293,10 +321,22 @@ class AsyncClovaStudioClient(_BaseClient):
         await self._http.aclose()
 
     async def call(self, call: Call) -> Any:
+        """As ``ClovaStudioClient.call``: first attempt outside tenacity, a failure replayed into it."""
         request_id = new_request_id()
+        started = time.monotonic()
+        try:
+            return await self._attempt(call, request_id)
+        except Exception as exc:
+            if not should_retry(exc, self.config.retry, idempotent=call.idempotent):
+                raise
+            first_failure: Exception | None = exc
         result: Any = None
-        async for attempt in tenacity.AsyncRetrying(**retry_kwargs(self.config.retry, idempotent=call.idempotent)):
+        kwargs = retry_kwargs(self.config.retry, idempotent=call.idempotent, started_at=started)
+        async for attempt in tenacity.AsyncRetrying(**kwargs):
             with attempt:
+                if first_failure is not None:
+                    failure, first_failure = first_failure, None
+                    raise failure
                 result = await self._attempt(call, request_id)
         return result
 

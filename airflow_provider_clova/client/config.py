@@ -116,7 +116,28 @@ def _limits(extra: Mapping[str, Any]) -> dict[str, dict[str, int]]:
         if not isinstance(entry, Mapping):
             raise ClovaStudioConfigError(f"connection extra.limits.{model} must be an object with qpm and/or tpm")
         out[str(model)] = dict(entry)
+    # Check every entry now (field names, positive integers), so a typo fails when the
+    # connection is read rather than at the first chat call that happens to use that model.
+    from airflow_provider_clova.client.limits import validate_overrides
+
+    try:
+        validate_overrides(out)
+    except ClovaStudioConfigError as exc:
+        raise ClovaStudioConfigError(f"connection {exc}") from None
     return out
+
+
+def _max_retries(extra: Mapping[str, Any]) -> RetryPolicy:
+    value = extra.get("max_retries")
+    if value is None:
+        return RetryPolicy()
+    try:
+        retries = int(value)
+    except (TypeError, ValueError):
+        retries = -1
+    if isinstance(value, bool) or retries < 0 or (isinstance(value, float) and not value.is_integer()):
+        raise ClovaStudioConfigError(f"connection extra.max_retries must be a whole number >= 0, got {value!r}")
+    return RetryPolicy(max_attempts=retries + 1)
 
 
 def resolve_auth_type(login: str | None, extra: Mapping[str, Any]) -> AuthType:
@@ -176,6 +197,11 @@ def config_from_connection(
             raise ClovaStudioConfigError(f"{where}: auth_type legacy_keys needs the CLOVA Studio API key in 'password'")
         if not gateway_key:
             raise ClovaStudioConfigError(f"{where}: auth_type legacy_keys needs extra.apigw_api_key")
+        if login:
+            raise ClovaStudioConfigError(
+                f"{where}: 'login' is set but auth_type is legacy_keys, which does not use it; clear login, "
+                "or set extra.auth_type=apigw_v2 to sign with access key (login) + secret key (password)"
+            )
         auth, identity = LegacyKeyAuth(password, str(gateway_key)), password
     if auth_type != "legacy_keys" and "apigw_api_key" in extras:
         raise ClovaStudioConfigError(f"{where}: extra.apigw_api_key is only used with auth_type legacy_keys")
@@ -185,8 +211,7 @@ def config_from_connection(
         base_url = f"{schema or 'https'}://{base_url}"
     if port and base_url.count(":") < 2:
         base_url = f"{base_url}:{port}"
-    max_retries = extras.get("max_retries")
-    retry = RetryPolicy() if max_retries is None else RetryPolicy(max_attempts=int(max_retries) + 1)
+    retry = _max_retries(extras)
     return ClientConfig(
         auth=auth,
         auth_type=auth_type,

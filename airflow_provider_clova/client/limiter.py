@@ -340,7 +340,7 @@ class RateLimiter:
             at = max(at, now + q_debt * span / rate_q)
         slack = TOKEN_BURST_FRACTION * rate_t
         if t_debt > slack:
-            at = max(at, now + (t_debt - slack) * span / (rate_t))
+            at = max(at, now + (t_debt - slack) * span / rate_t)
         inside = [entry for entry in entries if entry.time + span > at]
         count, total = len(inside), sum(entry.cost for entry in inside)
         index = 0
@@ -456,7 +456,7 @@ class RateLimiter:
         with self._lock:
             now = self._clock()
             same_episode = now < self._pause_until or (
-                reservation is not None and reservation.granted_at < self._episode_at
+                reservation is not None and reservation.granted_at <= self._episode_at
             )
             if same_episode:
                 if given is not None:
@@ -489,10 +489,17 @@ class RateLimiter:
 
     # ---------------------------------------------------------------- window edits
 
+    def _rebase_debts(self) -> None:
+        """Drain the pacing buckets to now, so a correction applies from now on."""
+        now = self._clock()
+        self._q_debt, self._t_debt = self._debts(now)
+        self._debt_at = now
+
     def _settle(self, entry: _Entry, actual: int) -> None:
         with self._lock:
             if not entry.live:
                 return
+            self._rebase_debts()
             self._t_debt = max(0.0, self._t_debt + (actual - entry.cost))
             entry.cost = actual
 
@@ -503,6 +510,7 @@ class RateLimiter:
             entry.live = False
             with contextlib.suppress(ValueError):  # already out of the window
                 self._entries.remove(entry)
+            self._rebase_debts()
             self._q_debt = max(0.0, self._q_debt - 1.0)
             self._t_debt = max(0.0, self._t_debt - entry.cost)
 

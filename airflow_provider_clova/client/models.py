@@ -7,7 +7,9 @@ raw dicts themselves. ``raw`` keeps the original for anything we do not model.
 
 from __future__ import annotations
 
+import datetime
 import enum
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,10 +33,39 @@ def parse_datetime(value: Any) -> pendulum.DateTime | None:
     """Parse the service's ISO 8601 dates (with ``+0900``-style offsets); None stays None."""
     if value in (None, ""):
         return None
-    parsed = pendulum.parse(str(value))
-    if not isinstance(parsed, pendulum.DateTime):
-        return None
-    return parsed
+    return _parse_datetime_text(str(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_datetime_text(text: str) -> pendulum.DateTime | None:
+    # Cached: a poll loop sees the same createdDate/updatedDate over and over, and
+    # pendulum.DateTime is immutable, so one parsed value can be shared.
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:  # forms Python's parser does not take (e.g. "+0900" before 3.11)
+        parsed = None
+    if parsed is not None and parsed.tzinfo is not None:
+        offset = parsed.utcoffset()
+        assert offset is not None
+        # "Z" is UTC itself, as pendulum.parse gives it; "+09:00" a fixed offset.
+        tz = pendulum.UTC if text[-1:] in ("Z", "z") else _fixed_timezone(int(offset.total_seconds()))
+        return pendulum.DateTime(
+            parsed.year,
+            parsed.month,
+            parsed.day,
+            parsed.hour,
+            parsed.minute,
+            parsed.second,
+            parsed.microsecond,
+            tzinfo=tz,
+        )
+    result = pendulum.parse(text)  # naive or unusual forms: pendulum's rules (naive means UTC)
+    return result if isinstance(result, pendulum.DateTime) else None
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_timezone(offset_seconds: int) -> pendulum.FixedTimezone:
+    return pendulum.FixedTimezone(offset_seconds)
 
 
 def _int(value: Any) -> int | None:

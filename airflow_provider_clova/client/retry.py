@@ -10,6 +10,7 @@ reconcile rather than risking a second billed training.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,11 +74,37 @@ class _WaitRetryAfterOrJitter(tenacity.wait.wait_base):
         return float(self._jitter(retry_state))
 
 
-def retry_kwargs(policy: RetryPolicy, *, idempotent: bool) -> dict[str, Any]:
-    """Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying``; the same for both."""
+class _StopAfterElapsed(tenacity.stop.stop_base):
+    """Stop once ``seconds`` have passed since the call's first attempt began.
+
+    Like ``tenacity.stop_after_delay``, but counted from ``started_at`` (``time.monotonic``)
+    when given: the clients make the first attempt before entering tenacity (see
+    :func:`should_retry`), and that attempt's time counts against the bound too.
+    """
+
+    def __init__(self, seconds: float, started_at: float | None) -> None:
+        self._seconds = seconds
+        self._started_at = started_at
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        start = retry_state.start_time if self._started_at is None else self._started_at
+        return time.monotonic() - start >= self._seconds
+
+
+def should_retry(exc: BaseException, policy: RetryPolicy, *, idempotent: bool) -> bool:
+    """Whether a failed first attempt goes on to the retry loop at all."""
+    return policy.max_attempts > 1 and is_retryable(exc, idempotent=idempotent)
+
+
+def retry_kwargs(policy: RetryPolicy, *, idempotent: bool, started_at: float | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying``; the same for both.
+
+    ``started_at`` (``time.monotonic()``) is when the call's first attempt began, if that was
+    before the retry loop was entered; ``max_elapsed_seconds`` is counted from it.
+    """
     return {
         "stop": tenacity.stop_after_attempt(policy.max_attempts)
-        | tenacity.stop_after_delay(policy.max_elapsed_seconds),
+        | _StopAfterElapsed(policy.max_elapsed_seconds, started_at),
         "wait": _WaitRetryAfterOrJitter(policy),
         "retry": tenacity.retry_if_exception(lambda exc: is_retryable(exc, idempotent=idempotent)),
         "reraise": True,

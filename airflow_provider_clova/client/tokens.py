@@ -63,8 +63,8 @@ def _texts(content: Any) -> Iterable[str]:
         for part in content:
             if isinstance(part, str):
                 yield part
-            elif isinstance(part, Mapping) and isinstance(part.get("text"), str):
-                yield part["text"]
+            elif isinstance(part, Mapping) and part.get("text") is not None:
+                yield str(part["text"])
         return
     yield str(content)
 

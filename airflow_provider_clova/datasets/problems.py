@@ -124,8 +124,14 @@ def min_rows(rows: int) -> DatasetProblem:
     return _format("min_rows", None, None, None, rows=rows, minimum=MIN_ROWS)
 
 
-def field_count(line: int, row: int, found: int, expected: int) -> DatasetProblem:
-    return _format("field_count", line, row, None, found=found, expected=expected)
+def field_count(line: int, row: int, found: int, expected: int, end_line: int) -> DatasetProblem:
+    fix = None
+    if end_line > line:  # a record over several lines with the wrong shape: an unclosed quote
+        fix = (
+            f"This row runs from line {line} to line {end_line}, so a quote is probably not closed: "
+            'close it, or write a quote inside a value as "".'
+        )
+    return _format("field_count", line, row, None, fix, found=found, expected=expected)
 
 
 def csv_syntax(line: int, row: int | None, reason: str) -> DatasetProblem:

@@ -209,7 +209,9 @@ def match_format_rule(message: str) -> str | None:
 
 
 def _column_from_message(message: str) -> str | None:
-    """The column named at the end of a service message such as '... unexpected column. Foo'."""
+    """The column named in a format message such as '... unexpected column. Foo'."""
+    if message.endswith(" must be text"):
+        return message.removeprefix("Invalid dataset: ").removesuffix(" must be text") or None
     if message.startswith("Invalid dataset: ") and ". " in message:
         return message.rsplit(". ", 1)[1].strip() or None
     if message.strip() in ("Invalid dataset: C_ID", "Invalid dataset: T_ID"):

@@ -18,11 +18,11 @@ the service rejects the whole file for it, and after ``max_errors`` problems.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from itertools import chain, repeat
+from operator import add
 from typing import BinaryIO
 
 from airflow_provider_clova.datasets import problems
@@ -31,8 +31,6 @@ from airflow_provider_clova.datasets.reader import LineReader, StopReading
 from airflow_provider_clova.datasets.report import DatasetReport
 from airflow_provider_clova.datasets.rules import COLUMNS, DEFAULT_MAX_BYTES, MAX_LINE_BYTES, MIN_ROWS
 
-Batches = Iterable[tuple[int, str]]
-
 
 def validate_path(path: str | os.PathLike[str], *, max_errors: int = 20, max_bytes: int | None = None) -> DatasetReport:
     """Validate the dataset file at ``path``; see ``validate_stream``.
@@ -40,6 +38,7 @@ def validate_path(path: str | os.PathLike[str], *, max_errors: int = 20, max_byt
     A missing file is reported as ``file.noexist`` and one that cannot be opened or read
     (a directory, no permission) as ``file.error``, the codes the service uses for the same.
     """
+    _check_max_errors(max_errors)
     name = os.fspath(path)
     try:
         handle = open(name, "rb")  # noqa: SIM115 - closed below, after the size is known
@@ -76,8 +75,7 @@ def validate_stream(
     service's documented limit). Validation stops after ``max_errors`` problems (the report
     is then ``truncated``). The stream is not closed.
     """
-    if max_errors < 1:
-        raise ValueError(f"max_errors must be at least 1, got {max_errors}")
+    _check_max_errors(max_errors)
     limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     if limit < 0:
         raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
@@ -107,8 +105,13 @@ def validate_stream(
     return checker.report(max(size or 0, reader.bytes_read))
 
 
+def _check_max_errors(max_errors: int) -> None:
+    if max_errors < 1:
+        raise ValueError(f"max_errors must be at least 1, got {max_errors}")
+
+
 def _file_problem(problem: problems.DatasetProblem, max_errors: int) -> DatasetReport:
-    checker = Checker(max(max_errors, 1))
+    checker = Checker(max_errors)
     checker.add(problem)
     return checker.report(0)
 
@@ -119,25 +122,20 @@ def _check_jsonl(reader: LineReader, checker: Checker) -> None:
     columns = COLUMNS
     row = checker.rows
     chars = checker.characters
-    escapes = 0
     prev_c, prev_t, conversations = checker.prev_c, checker.prev_t, checker.conversations
     try:
-        for first_line, text in reader.batches():
-            # \uXXXX escapes stand for non-ASCII characters the byte count cannot see.
-            escapes += text.count("\\u")
-            lines = text.split("\n")
-            if not lines[-1]:
-                lines.pop()
-            line_no = first_line - 1
-            for line in lines:
-                line_no += 1
+        for first_line, lines in reader.batches():
+            # Row numbers without a counter in the loop: row = line number + shift, where the
+            # shift drops by one at each blank line (blank lines are not rows).
+            shift = row - first_line + 1
+            for line_no, line in enumerate(lines, first_line):
                 try:
                     obj: object = loads(line)
                 except (ValueError, RecursionError) as exc:
                     if not line or line.isspace():
+                        shift -= 1
                         continue
                     obj = exc
-                row += 1
                 if type(obj) is dict and tuple(obj) == columns:
                     sp, cid, tid, txt, cpl = obj.values()
                     if (
@@ -159,15 +157,19 @@ def _check_jsonl(reader: LineReader, checker: Checker) -> None:
                             chars += len(txt) + len(cpl) + (len(sp) if sp else 0)
                             continue
                 # Slow path: hand the running figures over, let the checker judge, take them back.
+                row = line_no + shift
                 checker.rows, checker.characters = row, chars
                 checker.prev_c, checker.prev_t, checker.conversations = prev_c, prev_t, conversations
-                _check_json_row(checker, line_no, row, obj)
-                chars, prev_c, prev_t = checker.characters, checker.prev_c, checker.prev_t
-                conversations = checker.conversations
+                try:
+                    _check_json_row(checker, line_no, row, obj)
+                finally:
+                    chars, prev_c, prev_t = checker.characters, checker.prev_c, checker.prev_t
+                    conversations = checker.conversations
+            row = first_line + len(lines) - 1 + shift
     finally:
         checker.rows, checker.characters = row, chars
         checker.prev_c, checker.prev_t, checker.conversations = prev_c, prev_t, conversations
-        checker.wide_characters = reader.wide_characters + escapes
+        checker.wide_characters = reader.wide_characters
 
 
 def _check_json_row(checker: Checker, line: int, row: int, obj: object) -> None:
@@ -208,7 +210,8 @@ def _check_csv(reader: LineReader, checker: Checker) -> None:
         # The default (128 KiB) is below a legitimate long Completion. Raising it is global to
         # the process, but only ever upwards, so other csv users keep working.
         csv.field_size_limit(MAX_LINE_BYTES)
-    records = csv.reader(_lines(reader.batches()))
+    # csv wants each line with its ending, to keep line breaks inside quoted values.
+    records = csv.reader(chain.from_iterable(map(add, lines, repeat("\n")) for _, lines in reader.batches()))
     header: list[str] | None = None
     header_line = 0
     while header is None:
@@ -241,7 +244,7 @@ def _check_csv(reader: LineReader, checker: Checker) -> None:
             except csv.Error as exc:
                 row += 1
                 checker.rows = row
-                checker.unreadable_row()
+                checker.unreadable_row()  # nothing of this row can be trusted
                 checker.add(problems.csv_syntax(start, row, str(exc)))
                 continue
             if not record:
@@ -271,21 +274,17 @@ def _check_csv(reader: LineReader, checker: Checker) -> None:
                         continue
             checker.rows, checker.characters = row, chars
             checker.prev_c, checker.prev_t, checker.conversations = prev_c, prev_t, conversations
-            if len(record) != width:
-                checker.unreadable_row()
-                checker.add(problems.field_count(start, row, len(record), width))
-            else:
-                values = {name: record[i] for name, i in index.items()}
-                checker.check_values(start, row, values, present)
-            chars, prev_c, prev_t = checker.characters, checker.prev_c, checker.prev_t
-            conversations = checker.conversations
+            try:
+                if len(record) != width:
+                    checker.unreadable_row()
+                    checker.add(problems.field_count(start, row, len(record), width, records.line_num))
+                else:
+                    values = {name: record[i] for name, i in index.items()}
+                    checker.check_values(start, row, values, present)
+            finally:
+                chars, prev_c, prev_t = checker.characters, checker.prev_c, checker.prev_t
+                conversations = checker.conversations
     finally:
         checker.rows, checker.characters = row, chars
         checker.prev_c, checker.prev_t, checker.conversations = prev_c, prev_t, conversations
         checker.wide_characters = reader.wide_characters
-
-
-def _lines(batches: Batches) -> Iterator[str]:
-    """Split batches into lines with their endings, as csv.reader wants them (newline='')."""
-    for _, text in batches:
-        yield from io.StringIO(text, newline="")

@@ -164,19 +164,27 @@ class ClovaStudioHook(BaseHook):
 
     # -- UI ----------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """For the UI's Test button: list one page of tuning tasks (a read that bills nothing)."""
-        from airflow_provider_clova.client.errors import ClovaStudioError
+        """For the UI's Test button: list one page of tuning tasks (a read that bills nothing).
 
+        Uses its own short-lived client with at most one quick retry: the button must answer
+        within the UI's request timeout, not after the full backoff of a task's client.
+        """
+        from dataclasses import replace
+
+        from airflow_provider_clova.client.client import ClovaStudioClient
+        from airflow_provider_clova.client.errors import ClovaStudioError
+        from airflow_provider_clova.client.retry import RetryPolicy
+
+        quick = RetryPolicy(
+            max_attempts=2, max_elapsed_seconds=10.0, initial_backoff_seconds=0.5, max_backoff_seconds=2.0
+        )
         try:
-            page = self.get_conn().list_tuning_tasks_page(0, 1)
+            config = self.config
+            with ClovaStudioClient(replace(config, retry=quick)) as client:
+                page = client.list_tuning_tasks_page(0, 1)
         except ClovaStudioError as exc:
             return False, str(exc)
-        finally:
-            self.close()
-        return (
-            True,
-            f"Connected to {self.config.base_url} ({self.config.auth_type}); {page.total_elements} tuning task(s)",
-        )
+        return True, f"Connected to {config.base_url} ({config.auth_type}); {page.total_elements} tuning task(s)"
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:

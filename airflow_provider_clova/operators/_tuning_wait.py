@@ -28,12 +28,13 @@ def wait_sync(
     timeout: float | None,
     log: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """Wait in the worker (non-deferrable mode); returns the final event payload."""
     from airflow_provider_clova.client.polling import PollEvent, TuningPoller
 
-    deadline = None if timeout is None else time.monotonic() + timeout
-    poller = TuningPoller(tuning_task_id, policy, deadline=deadline, log=log)
+    deadline = None if timeout is None else clock() + timeout
+    poller = TuningPoller(tuning_task_id, policy, deadline=deadline, clock=clock, log=log)
     while True:
         outcome: Any
         try:
@@ -76,7 +77,19 @@ def task_from_event(event: dict[str, Any], *, hook: ClovaStudioHook | None, canc
     if status == "timeout":
         note = ""
         if cancel and hook is not None:
-            hook.delete_tuning_task(tuning_task_id)
-            note = " The remote tuning task was deleted (cancel_on_kill=True)."
+            # A failed delete must not hide the timeout: say so, and how to stop the billing.
+            try:
+                deleted = hook.delete_tuning_task(tuning_task_id)
+            except Exception as exc:
+                note = (
+                    f" Deleting the remote tuning task failed ({exc}); delete task {tuning_task_id} "
+                    "in the CLOVA Studio console so it stops training."
+                )
+            else:
+                note = (
+                    " The remote tuning task was deleted (cancel_on_kill=True)."
+                    if deleted
+                    else " The remote tuning task was already gone."
+                )
         raise ClovaStudioWaitTimeoutError(f"{event.get('message')}.{note} Raise `timeout` for longer trainings.")
     raise ClovaStudioError(str(event.get("message") or f"unexpected trigger event: {event!r}"))

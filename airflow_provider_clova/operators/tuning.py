@@ -43,9 +43,15 @@ def _map_index(ti: Any) -> int:
 def tuning_result(task: TuningTask) -> dict[str, Any]:
     """What the operator returns (XCom): enough to use and judge the tuned model."""
     from airflow_provider_clova.client.catalog import model_info
+    from airflow_provider_clova.client.errors import ClovaStudioConfigError
 
     info = task.status_info
-    api = model_info(task.model).api if task.model else "v3"
+    try:
+        api = model_info(task.model).api if task.model else "v3"
+    except ClovaStudioConfigError:
+        # A model newer than this provider's catalog (e.g. a task made in the console and
+        # watched by the sensor): the training still succeeded; current models speak v3.
+        api = "v3"
     return {
         "task_id": task.id,
         "name": task.name,
@@ -133,6 +139,11 @@ class ClovaStudioTuningOperator(BaseOperator):
         super().__init__(**kwargs)
         if resubmit_failed not in ("never", "resource_timeout", "always"):
             raise ValueError(f"resubmit_failed={resubmit_failed!r}; use never, resource_timeout or always")
+        # Checked here, not when the wait starts: by then a training would already be billed.
+        if not poll_interval > 0:
+            raise ValueError(f"poll_interval must be greater than 0, got {poll_interval!r}")
+        if max_resubmits < 0:
+            raise ValueError(f"max_resubmits must be 0 or more, got {max_resubmits!r}")
         self.model = model
         self.dataset_bucket = dataset_bucket
         self.dataset_key = dataset_key

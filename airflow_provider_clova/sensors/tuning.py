@@ -14,6 +14,11 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_clova._compat import BaseSensorOperator, default_deferrable
 from airflow_provider_clova.links.console import ClovaStudioTuningConsoleLink
 
+try:  # Airflow 3
+    from airflow.sdk import PokeReturnValue
+except ImportError:  # Airflow 2.11
+    from airflow.sensors.base import PokeReturnValue  # type: ignore[no-redef,attr-defined,unused-ignore]
+
 if TYPE_CHECKING:
     from airflow_provider_clova._compat import Context
     from airflow_provider_clova.client.polling import TuningPoller
@@ -54,9 +59,17 @@ class ClovaStudioTuningSensor(BaseSensorOperator):
 
     @property
     def hook(self) -> ClovaStudioHook:
-        from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+        # One hook (so one pooled HTTP client) for all pokes of this sensor, not one per poke.
+        if getattr(self, "_hook", None) is None:
+            from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
-        return ClovaStudioHook(self.clova_conn_id)
+            self._hook = ClovaStudioHook(self.clova_conn_id)
+        return self._hook
+
+    @property
+    def _poll_interval(self) -> float:
+        # Airflow allows poke_interval=0; the poll loop needs a positive interval.
+        return float(self.poke_interval) or 1.0
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -67,20 +80,27 @@ class ClovaStudioTuningSensor(BaseSensorOperator):
             trigger=ClovaStudioTuningTrigger(
                 tuning_task_id=self.tuning_task_id,
                 clova_conn_id=self.clova_conn_id,
-                poll_interval=float(self.poke_interval),
-                max_poll_interval=max(float(self.poke_interval), self.max_poll_interval),
+                poll_interval=self._poll_interval,
+                max_poll_interval=max(self._poll_interval, self.max_poll_interval),
                 end_time=time.time() + float(self.timeout),
                 cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
         )
 
-    def poke(self, context: Context) -> bool:
+    def poke(self, context: Context) -> Any:
+        """One step of the poll loop: False to poke again; done with the result; or raise."""
         from airflow_provider_clova.client.polling import PollEvent, PollPolicy, TuningPoller
         from airflow_provider_clova.operators._tuning_wait import task_from_event
+        from airflow_provider_clova.operators.tuning import tuning_result
 
         if self._poller is None or self._poller.task_id != self.tuning_task_id:
-            self._poller = TuningPoller(self.tuning_task_id, PollPolicy(float(self.poke_interval)), log=self.log.info)
+            interval = self._poll_interval
+            self._poller = TuningPoller(
+                self.tuning_task_id,
+                PollPolicy(interval, max(interval, self.max_poll_interval)),
+                log=self.log.info,
+            )
         outcome: Any
         try:
             outcome = self.hook.get_tuning_task(self.tuning_task_id)
@@ -89,8 +109,9 @@ class ClovaStudioTuningSensor(BaseSensorOperator):
         action = self._poller.step(outcome)
         if not isinstance(action, PollEvent):
             return False
-        task_from_event(action.to_payload(), hook=None, cancel=False)
-        return True
+        task = task_from_event(action.to_payload(), hook=None, cancel=False)
+        # The same XCom as the deferrable path (execute_complete) returns.
+        return PokeReturnValue(is_done=True, xcom_value=tuning_result(task))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         from airflow_provider_clova.operators._tuning_wait import task_from_event

@@ -59,14 +59,16 @@ class ClovaStudioTuningTrigger(BaseTrigger):
     def _poller(self) -> Any:
         from airflow_provider_clova.client.polling import PollPolicy, TuningPoller
 
+        clock = time.monotonic
         deadline = None
         if self.end_time is not None:
             # The wall-clock end is turned into a monotonic deadline once, so clock jumps don't matter.
-            deadline = time.monotonic() + (self.end_time - time.time())
+            deadline = clock() + (self.end_time - time.time())
         return TuningPoller(
             self.tuning_task_id,
             PollPolicy(self.poll_interval, max(self.poll_interval, self.max_poll_interval)),
             deadline=deadline,
+            clock=clock,
             log=self.log.info,
         )
 

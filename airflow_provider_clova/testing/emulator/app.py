@@ -152,14 +152,16 @@ class Emulator:
     def _finish(self, request: Request, route: str, who: Principal | None, response: Response) -> Response:
         outcome: int | str = "dropped" if isinstance(response, DroppedConnection) else response.status_code
         self.stats.record(route, outcome)
-        # Paths and account names only: never a header, a body or a key.
+        # Paths, account names and the caller's request id only: never a key, a body or a signature.
+        request_id = request.headers.get("x-ncp-clovastudio-request-id")
         log.info(
-            "%s %s -> %s [%s, account=%s]",
+            "%s %s -> %s [%s, account=%s%s]",
             request.method,
             request.url.path,
             outcome,
             route,
             who.account if who else "-",
+            f", request-id={request_id[:64]!r}" if request_id else "",
         )
         return response
 

@@ -162,9 +162,8 @@ class Reply:
 
 
 def _digest(target: str, request: ChatRequest) -> bytes:
-    material = json.dumps(
-        [target, request.messages, request.seed, request.sampling, request.stop], sort_keys=True, default=str
-    )
+    # Stop sequences only cut the text, so they are not part of what picks it.
+    material = json.dumps([target, request.messages, request.seed, request.sampling], sort_keys=True, default=str)
     return hashlib.sha256(material.encode("utf-8")).digest()
 
 

@@ -99,19 +99,27 @@ def load_dataset(
         return _load(endpoint, region, ref, max_bytes=max_bytes, classification=classification)
     except Exception as exc:  # a bug or an unexpected client failure must not kill the server
         log.warning("dataset read failed: %s", type(exc).__name__)
+        log.debug("dataset read failure", exc_info=True)
         return failure("file.error", type(exc).__name__)
 
 
 def _load(
     endpoint: str, region: str, ref: DatasetRef, *, max_bytes: int | None, classification: bool
 ) -> DatasetOutcome:
-    import boto3
+    import boto3.session
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
     from airflow_provider_clova.datasets import DEFAULT_MAX_BYTES, validate_stream
 
-    client = boto3.client(
+    # The service judges the extension from the path before it fetches anything; asking the
+    # core validator about an empty stream applies that one rule without restating it here.
+    named = validate_stream(io.BytesIO(b""), filename=ref.key, size=0, max_errors=1).first_failure()
+    if named is not None and named.code == "file.extension":
+        return DatasetOutcome(failure_reason=named.code, message=named.message)
+
+    # A session per read: boto3's default session is not safe to share between threads.
+    client = boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint,
         region_name=region,

@@ -169,7 +169,7 @@ class Lifecycle:
         total = per_epoch * task.train_epochs
         fail_step = total // 2 if task.run_fault in ("train.unknown", "clops.error") else None
         end_step = fail_step if fail_step is not None else total
-        step = min(end_step, int((now - start) / step_time)) if step_time > 0 else end_step
+        step = min(end_step, math.floor((now - start) / step_time)) if step_time > 0 else end_step
         info.update(
             label=list(outcome.labels) if task.task_type == "CLASSIFICATION" else None,
             dataRows=outcome.rows,

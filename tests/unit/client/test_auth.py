@@ -98,9 +98,7 @@ def test_signature_v2_with_korean_json_body(api: respx.MockRouter, clock: Clock,
 def test_fresh_timestamp_and_signature_on_every_attempt(
     api: respx.MockRouter, clock: Clock, sleeps: list[float]
 ) -> None:
-    route = api.get("/tuning/v2/tasks/czf9fbky").mock(
-        side_effect=[fail(503, "50000", "busy"), ok(task_json())]
-    )
+    route = api.get("/tuning/v2/tasks/czf9fbky").mock(side_effect=[fail(503, "50000", "busy"), ok(task_json())])
     with ClovaStudioClient(make_config(clock=clock)) as client:
         client.get_tuning_task("czf9fbky")
 
@@ -115,15 +113,13 @@ def test_fresh_timestamp_and_signature_on_every_attempt(
     assert len(sleeps) == 1
 
 
-async def test_fresh_signature_on_every_attempt_async(
-    api: respx.MockRouter, clock: Clock, sleeps: list[float]
-) -> None:
+async def test_fresh_signature_on_every_attempt_async(api: respx.MockRouter, clock: Clock, sleeps: list[float]) -> None:
     route = api.get("/tuning/v2/tasks/czf9fbky").mock(side_effect=[fail(500, "50000"), ok(task_json())])
     async with AsyncClovaStudioClient(make_config(clock=clock)) as client:
         await client.get_tuning_task("czf9fbky")
     stamps = [call.request.headers["X-NCP-APIGW-TIMESTAMP"] for call in route.calls]
     assert len(set(stamps)) == 2
-    for call, ts in zip(route.calls, stamps):
+    for call, ts in zip(route.calls, stamps, strict=True):
         assert call.request.headers["X-NCP-APIGW-SIGNATURE-V2"] == expected_signature(
             "GET", "/tuning/v2/tasks/czf9fbky", ts, ACCESS_KEY, SECRET_KEY
         )
@@ -207,10 +203,77 @@ def test_no_retry_on_bad_signature(api: respx.MockRouter, sleeps: list[float]) -
     from airflow_provider_clova.client.errors import ClovaStudioAuthError
 
     route = api.get("/tuning/v2/tasks/czf9fbky").mock(return_value=fail(401, "40101", "Invalid signature"))
-    with ClovaStudioClient(make_config(retry=RetryPolicy(max_attempts=5))) as client, pytest.raises(
-        ClovaStudioAuthError
-    ) as info:
+    with (
+        ClovaStudioClient(make_config(retry=RetryPolicy(max_attempts=5))) as client,
+        pytest.raises(ClovaStudioAuthError) as info,
+    ):
         client.get_tuning_task("czf9fbky")
     assert route.call_count == 1
     assert sleeps == []
     assert "clock" in str(info.value)  # the 40101 hint mentions clock skew
+
+
+def test_base_url_with_a_path_prefix_is_signed_on_every_request(clock: Clock) -> None:
+    from dataclasses import replace
+
+    from airflow_provider_clova.client import client as client_module
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return ok(task_json(request.url.path.rsplit("/", 1)[-1]))
+
+    config = replace(make_config(clock=clock), base_url="https://gateway.test/proxy/clova")
+    with ClovaStudioClient(config, transport=httpx.MockTransport(handler)) as client:
+        for task_id in ("aaaa1111", "aaaa1111", "bbbb2222", "aaaa1111"):
+            assert client.get_tuning_task(task_id).id == task_id
+        assert len(client._urls) <= client_module._URL_CACHE_SIZE
+    paths = [request.url.raw_path.decode() for request in seen]
+    assert paths == [
+        "/proxy/clova/tuning/v2/tasks/aaaa1111",
+        "/proxy/clova/tuning/v2/tasks/aaaa1111",
+        "/proxy/clova/tuning/v2/tasks/bbbb2222",
+        "/proxy/clova/tuning/v2/tasks/aaaa1111",
+    ]
+    for request, path in zip(seen, paths, strict=True):
+        assert request.url.host == "gateway.test"
+        ts = request.headers["X-NCP-APIGW-TIMESTAMP"]
+        assert request.headers["X-NCP-APIGW-SIGNATURE-V2"] == expected_signature(
+            "GET", path, ts, ACCESS_KEY, SECRET_KEY
+        )
+    assert len({request.headers[REQUEST_ID_HEADER] for request in seen}) == 4
+
+
+def test_url_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_clova.client import client as client_module
+
+    monkeypatch.setattr(client_module, "_URL_CACHE_SIZE", 3)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return ok(task_json(request.url.path.rsplit("/", 1)[-1]))
+
+    with ClovaStudioClient(make_config(auth="bearer"), transport=httpx.MockTransport(handler)) as client:
+        for index in range(10):
+            task_id = f"task{index:04d}"
+            assert client.get_tuning_task(task_id).id == task_id
+            assert len(client._urls) <= 3
+
+
+def test_sign_v2_accepts_str_or_bytes_key() -> None:
+    from airflow_provider_clova.client.auth import sign_v2
+
+    expected = expected_signature("GET", "/a?b=1", "1", "AK", "SK")
+    assert sign_v2("SK", "GET", "/a?b=1", "1", "AK") == expected
+    assert sign_v2(b"SK", "GET", "/a?b=1", "1", "AK") == expected
+    assert sign_v2("SK", "get", "/a?b=1", "1", "AK") == expected  # method is upper-cased
+
+
+def test_default_clock_is_epoch_milliseconds() -> None:
+    import time
+
+    auth = SignatureV2Auth("AK", "SK")
+    before = int(time.time() * 1000)
+    signed = sign(auth, httpx.Request("GET", "https://x/tuning/v2/tasks"))
+    after = int(time.time() * 1000)
+    assert before - 1 <= int(signed.headers["X-NCP-APIGW-TIMESTAMP"]) <= after + 1

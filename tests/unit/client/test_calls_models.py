@@ -179,11 +179,15 @@ def test_chat_result_usage_same_shape_for_v1_and_v3() -> None:
         assert result.content == "안녕하세요"
         assert result.role == "assistant"
         assert result.seed == 42
-    assert v1.to_dict()["usage"] == v3.to_dict()["usage"] == {
-        "prompt_tokens": 12,
-        "completion_tokens": 5,
-        "total_tokens": 17,
-    }
+    assert (
+        v1.to_dict()["usage"]
+        == v3.to_dict()["usage"]
+        == {
+            "prompt_tokens": 12,
+            "completion_tokens": 5,
+            "total_tokens": 17,
+        }
+    )
     assert v1.finish_reason == "stop_before"
     assert v3.finish_reason == "stop"
     assert v1.api == "v1" and v3.api == "v3"
@@ -440,7 +444,7 @@ def test_non_tunable_model_rejected(model: str) -> None:
 
 
 def test_unknown_model_lists_known_ones() -> None:
-    with pytest.raises(ClovaStudioConfigError, match="unknown CLOVA Studio model 'HCX-999'.*HCX-005"):
+    with pytest.raises(ClovaStudioConfigError, match=r"unknown CLOVA Studio model 'HCX-999'.*HCX-005"):
         tuning_body("HCX-999", DATASET, {})
 
 
@@ -603,3 +607,34 @@ def test_chat_messages_are_checked(messages: Any, match: str) -> None:
 )
 def test_camel_case(name: str, camel: str) -> None:
     assert camel_case(name) == camel
+
+
+@pytest.mark.parametrize(
+    ("text", "utc", "offset_hours"),
+    [
+        ("2023-08-21T13:07:06+0900", pendulum.datetime(2023, 8, 21, 4, 7, 6), 9),
+        ("2023-08-21T13:07:06+09:00", pendulum.datetime(2023, 8, 21, 4, 7, 6), 9),
+        ("2023-08-21T13:07:06.250+09:00", pendulum.datetime(2023, 8, 21, 4, 7, 6, 250000), 9),
+        ("2023-08-21T13:07:06-0330", pendulum.datetime(2023, 8, 21, 16, 37, 6), -3.5),
+        ("2023-08-21T04:07:06Z", pendulum.datetime(2023, 8, 21, 4, 7, 6), 0),
+        ("2023-08-21T04:07:06", pendulum.datetime(2023, 8, 21, 4, 7, 6), 0),  # naive: UTC, as pendulum
+    ],
+)
+def test_parse_datetime_forms(text: str, utc: pendulum.DateTime, offset_hours: float) -> None:
+    from airflow_provider_clova.client.models import parse_datetime
+
+    parsed = parse_datetime(text)
+    assert isinstance(parsed, pendulum.DateTime)
+    assert parsed == utc
+    assert parsed.utcoffset() == pendulum.duration(seconds=int(offset_hours * 3600))
+    assert parsed == pendulum.parse(text)
+    assert parse_datetime(text) == parsed  # cached value is the same moment
+
+
+def test_parse_datetime_rejects_garbage_as_a_response_error(api: respx.MockRouter) -> None:
+    from airflow_provider_clova.client.errors import ClovaStudioResponseError
+    from airflow_provider_clova.client.retry import NO_RETRY
+
+    api.get("/tuning/v2/tasks/czf9fbky").mock(return_value=ok(task_json(createdDate="yesterday-ish")))
+    with ClovaStudioClient(make_config(retry=NO_RETRY)) as client, pytest.raises(ClovaStudioResponseError):
+        client.get_tuning_task("czf9fbky")

@@ -129,9 +129,7 @@ def test_retryable_flags_follow_the_error_table() -> None:
 
 
 def test_success_envelope_returns_result_and_status_only_returns_none() -> None:
-    assert parse_response(response(200, {"status": {"code": "20000", "message": "OK"}, "result": {"a": 1}})) == {
-        "a": 1
-    }
+    assert parse_response(response(200, {"status": {"code": "20000", "message": "OK"}, "result": {"a": 1}})) == {"a": 1}
     assert parse_response(response(200, {"status": {"code": "20000", "message": "OK"}})) is None
     assert parse_response(response(204, content=b"")) is None
 
@@ -197,9 +195,10 @@ def test_client_errors_carry_our_request_id_and_no_secret(
     # because the error text is built from the service message only (we assert it is not
     # built from the request headers, by echoing only non-secret fields).
     route = api.get("/tuning/v2/tasks/abc123").mock(return_value=httpx.Response(http_status, json=body))
-    with ClovaStudioClient(make_config(auth=auth, retry=RetryPolicy(max_attempts=2))) as client, pytest.raises(
-        cls
-    ) as info:
+    with (
+        ClovaStudioClient(make_config(auth=auth, retry=RetryPolicy(max_attempts=2))) as client,
+        pytest.raises(cls) as info,
+    ):
         client.get_tuning_task("abc123")
     exc = info.value
     sent_id = route.calls.last.request.headers[REQUEST_ID_HEADER]
@@ -213,9 +212,10 @@ def test_client_errors_carry_our_request_id_and_no_secret(
 
 def test_transport_errors_hold_no_secret(api: respx.MockRouter, sleeps: list[float]) -> None:
     api.get("/tuning/v2/tasks/abc123").mock(side_effect=httpx.ConnectError("connection refused"))
-    with ClovaStudioClient(make_config(retry=RetryPolicy(max_attempts=2))) as client, pytest.raises(
-        ClovaStudioError
-    ) as info:
+    with (
+        ClovaStudioClient(make_config(retry=RetryPolicy(max_attempts=2))) as client,
+        pytest.raises(ClovaStudioError) as info,
+    ):
         client.get_tuning_task("abc123")
     for secret in SECRETS:
         assert secret not in str(info.value)
@@ -233,9 +233,10 @@ def test_not_json_success_through_client_is_retried_then_raised(api: respx.MockR
 
 def test_success_envelope_with_missing_result_is_a_response_error(api: respx.MockRouter, sleeps: list[float]) -> None:
     api.get("/tuning/v2/tasks/abc123").mock(return_value=ok(None))
-    with ClovaStudioClient(make_config(retry=RetryPolicy(max_attempts=1))) as client, pytest.raises(
-        ClovaStudioResponseError
-    ) as info:
+    with (
+        ClovaStudioClient(make_config(retry=RetryPolicy(max_attempts=1))) as client,
+        pytest.raises(ClovaStudioResponseError) as info,
+    ):
         client.get_tuning_task("abc123")
     assert info.value.request_id
 

@@ -19,7 +19,6 @@ from airflow_provider_clova.client.errors import (
     ClovaStudioAuthError,
     ClovaStudioBadRequestError,
     ClovaStudioNotFoundError,
-    ClovaStudioRateLimitError,
     ClovaStudioServerError,
     ClovaStudioTimeoutError,
     ClovaStudioTransportError,
@@ -63,8 +62,11 @@ def test_429_then_success(api: respx.MockRouter, sleeps: list[float]) -> None:
 
 def test_retry_after_seconds_is_honoured(api: respx.MockRouter, sleeps: list[float]) -> None:
     api.get(TASK).mock(
-        side_effect=[fail(429, "42901", headers={"Retry-After": "7"}), fail(429, "42902", headers={"Retry-After": "3"}),
-                     ok(task_json())]
+        side_effect=[
+            fail(429, "42901", headers={"Retry-After": "7"}),
+            fail(429, "42902", headers={"Retry-After": "3"}),
+            ok(task_json()),
+        ]
     )
     with sync_client() as client:
         client.get_tuning_task("czf9fbky")
@@ -114,10 +116,16 @@ def test_no_retry_on_auth_errors(api: respx.MockRouter, sleeps: list[float], cod
 
 @pytest.mark.parametrize(
     ("status", "code", "cls"),
-    [(400, "40001", ClovaStudioBadRequestError), (404, "40400", ClovaStudioNotFoundError),
-     (403, "40300", ClovaStudioAuthError), (413, "41300", ClovaStudioBadRequestError)],
+    [
+        (400, "40001", ClovaStudioBadRequestError),
+        (404, "40400", ClovaStudioNotFoundError),
+        (403, "40300", ClovaStudioAuthError),
+        (413, "41300", ClovaStudioBadRequestError),
+    ],
 )
-def test_no_retry_on_client_errors(api: respx.MockRouter, sleeps: list[float], status: int, code: str, cls: type) -> None:
+def test_no_retry_on_client_errors(
+    api: respx.MockRouter, sleeps: list[float], status: int, code: str, cls: type
+) -> None:
     route = api.get(TASK).mock(return_value=fail(status, code))
     with sync_client() as client, pytest.raises(cls):
         client.get_tuning_task("czf9fbky")
@@ -224,9 +232,7 @@ def test_create_not_retried_when_outcome_unknown(api: respx.MockRouter, sleeps: 
     [fail(429, "42901"), fail(429, "42902"), httpx.ConnectError("refused"), httpx.ConnectTimeout("connect")],
     ids=lambda f: getattr(f, "status_code", type(f).__name__),
 )
-def test_create_retried_when_server_cannot_have_acted(
-    api: respx.MockRouter, sleeps: list[float], failure: Any
-) -> None:
+def test_create_retried_when_server_cannot_have_acted(api: respx.MockRouter, sleeps: list[float], failure: Any) -> None:
     route = api.post(CREATE).mock(side_effect=[failure, ok(task_json("newtask1", name="my-run"))])
     with sync_client() as client:
         task = client.create_tuning_task("HCX-003", DATASET, name="my-run")
@@ -496,12 +502,15 @@ def test_chat_retry_through_the_real_limiter(
         limiter = real_limiter_factory(client, "HCX-005", fake_time)
         # The client finds the same shared instance for its (account, model, app type).
         config = client.config
-        assert shared_limiter(
-            (config.account_id, "HCX-005", "test"),
-            lookup_budget("HCX-005", "test", config.limits),
-            window_seconds=config.rate_window_seconds,
-            share=config.rate_share,
-        ) is limiter
+        assert (
+            shared_limiter(
+                (config.account_id, "HCX-005", "test"),
+                lookup_budget("HCX-005", "test", config.limits),
+                window_seconds=config.rate_window_seconds,
+                share=config.rate_share,
+            )
+            is limiter
+        )
         client.chat_completion(MESSAGES, model="HCX-005", max_tokens=20)
         snap = limiter.snapshot()
         assert snap["rate_limited_total"] == 1
@@ -531,3 +540,76 @@ async def test_async_chat_through_the_real_limiter(
     assert snap["used_tpm"] == 2 * (11 + 20)
     # Burst-free pacing spaced the second request on the fake clock, never the real one.
     assert fake_time.slept
+
+
+# -- the elapsed-time bound counts the first attempt (made before tenacity runs) ----------------
+
+
+class SteppingClock:
+    """``time.monotonic`` stand-in: every request the mocked server answers costs ``step`` s."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def answer(self, response: Any) -> Callable[[httpx.Request], Any]:
+        def side_effect(request: httpx.Request) -> Any:
+            self.now += self.step
+            return response
+
+        return side_effect
+
+
+def test_elapsed_bound_counts_the_first_attempt(
+    api: respx.MockRouter, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_clova.client import client as client_module
+    from airflow_provider_clova.client import retry as retry_module
+
+    clock = SteppingClock(step=6.0)
+    monkeypatch.setattr(client_module, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+    monkeypatch.setattr(retry_module, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+    route = api.get(TASK).mock(side_effect=clock.answer(fail(503, "50000")))
+    policy = RetryPolicy(max_attempts=10, max_elapsed_seconds=10.0)
+    with sync_client(retry=policy) as client, pytest.raises(ClovaStudioServerError):
+        client.get_tuning_task("czf9fbky")
+    # t=6 after the first attempt (< 10: retry), t=12 after the second (>= 10: stop).
+    assert route.call_count == 2
+    assert len(sleeps) == 1
+
+
+async def test_async_elapsed_bound_counts_the_first_attempt(
+    api: respx.MockRouter, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_clova.client import client as client_module
+    from airflow_provider_clova.client import retry as retry_module
+
+    clock = SteppingClock(step=11.0)
+    monkeypatch.setattr(client_module, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+    monkeypatch.setattr(retry_module, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+    route = api.get(TASK).mock(side_effect=clock.answer(fail(503, "50000")))
+    async with async_client(retry=RetryPolicy(max_attempts=10, max_elapsed_seconds=10.0)) as client:
+        with pytest.raises(ClovaStudioServerError):
+            await client.get_tuning_task("czf9fbky")
+    assert route.call_count == 1
+    assert sleeps == []
+
+
+def test_first_failure_is_replayed_as_attempt_one(api: respx.MockRouter, sleeps: list[float]) -> None:
+    # max_attempts counts the attempt made before the retry loop: 3 means 3 requests in all.
+    route = api.get(TASK).mock(return_value=fail(429, "42902", headers={"Retry-After": "1"}))
+    with sync_client(retry=RetryPolicy(max_attempts=3)) as client, pytest.raises(ClovaStudioRateLimitError):
+        client.get_tuning_task("czf9fbky")
+    assert route.call_count == 3
+    assert sleeps == [1.0, 1.0]
+
+
+def test_non_api_errors_are_not_retried(api: respx.MockRouter, sleeps: list[float]) -> None:
+    route = api.get(TASK).mock(side_effect=RuntimeError("bug in a transport"))
+    with sync_client() as client, pytest.raises(Exception, match="bug in a transport"):
+        client.get_tuning_task("czf9fbky")
+    assert route.call_count == 1
+    assert sleeps == []

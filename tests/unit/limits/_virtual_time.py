@@ -23,7 +23,6 @@ class AsyncVirtualTime:
         self.now = start
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
-        self._asleep = 0
 
     def clock(self) -> float:
         return self.now
@@ -32,29 +31,25 @@ class AsyncVirtualTime:
         assert seconds >= 0, seconds
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self.now + seconds, next(self._seq), future))
-        self._asleep += 1
-        try:
-            await future
-        except asyncio.CancelledError:
-            if not future.done():
-                self._asleep -= 1
-                self._sleepers = [item for item in self._sleepers if item[2] is not future]
-                heapq.heapify(self._sleepers)
-            raise
+        await future  # a cancelled task's future is cancelled too, and skipped below
+
+    def _asleep(self) -> int:
+        return sum(not future.done() for _, _, future in self._sleepers)
 
     async def run(self, *coros: Coroutine[Any, Any, Any]) -> list[Any]:
         """Run ``coros`` to completion in virtual time; return their results."""
         tasks = [asyncio.ensure_future(coro) for coro in coros]
         while True:
-            # Let every runnable task run until each one sleeps or finishes (exact: the
-            # counters change only in this thread).
-            while self._asleep < sum(not task.done() for task in tasks):
+            # Let every runnable task run until each one sleeps or finishes (exact: all of
+            # this happens in one thread, and only the tasks change these counts).
+            while self._asleep() < sum(not task.done() for task in tasks):
                 await asyncio.sleep(0)
             if all(task.done() for task in tasks):
                 break
             wake, _, future = heapq.heappop(self._sleepers)
+            if future.done():  # cancelled
+                continue
             self.now = max(self.now, wake)
-            self._asleep -= 1
             future.set_result(None)
         return [task.result() for task in tasks]
 
@@ -119,9 +114,7 @@ class ThreadVirtualTime:
         return results
 
 
-def window_violations(
-    events: list[tuple[float, int]], window: float, max_requests: int, max_tokens: int
-) -> list[str]:
+def window_violations(events: list[tuple[float, int]], window: float, max_requests: int, max_tokens: int) -> list[str]:
     """Every closed window [a, a + window] over ``events`` (time, cost) that is over budget.
 
     A window holding the most events can always be slid to start at an event, so checking

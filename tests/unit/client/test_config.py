@@ -1,0 +1,163 @@
+"""Connection fields -> ClientConfig: every scheme, and every wrong field named."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
+from airflow_provider_clova.client.config import DEFAULT_HOST, config_from_connection
+from airflow_provider_clova.client.errors import ClovaStudioConfigError
+
+from .conftest import ACCESS_KEY, API_KEY, GATEWAY_KEY, SECRET_KEY, SECRETS
+
+
+def build(**fields: Any) -> Any:
+    base: dict[str, Any] = {"host": None, "login": None, "password": None, "extra": None}
+    base.update(fields)
+    return config_from_connection(**base)
+
+
+def headers_of(auth: httpx.Auth) -> httpx.Headers:
+    request = httpx.Request("GET", "https://clovastudio.test/tuning/v2/tasks")
+    return next(auth.sync_auth_flow(request)).headers
+
+
+def test_signature_v2_from_login_and_password() -> None:
+    config = build(login=ACCESS_KEY, password=SECRET_KEY)
+    assert config.auth_type == "apigw_v2"
+    assert isinstance(config.auth, SignatureV2Auth)
+    assert headers_of(config.auth)["X-NCP-IAM-ACCESS-KEY"] == ACCESS_KEY
+    assert config.base_url == DEFAULT_HOST
+    assert config.app_type == "test"
+    assert config.verify is True
+    assert config.chat_prefix == ""
+
+
+def test_bearer_from_password_only() -> None:
+    config = build(password=API_KEY, host="http://127.0.0.1:8765")
+    assert config.auth_type == "bearer"
+    assert isinstance(config.auth, BearerAuth)
+    assert headers_of(config.auth)["Authorization"] == f"Bearer {API_KEY}"
+    assert config.base_url == "http://127.0.0.1:8765"
+
+
+def test_legacy_keys_from_extra() -> None:
+    config = build(
+        password=API_KEY,
+        extra=json.dumps({"auth_type": "legacy_keys", "apigw_api_key": GATEWAY_KEY, "app_type": "service"}),
+    )
+    assert config.auth_type == "legacy_keys"
+    assert isinstance(config.auth, LegacyKeyAuth)
+    assert headers_of(config.auth)["X-NCP-APIGW-API-KEY"] == GATEWAY_KEY
+    assert config.chat_prefix == "/serviceapp"
+
+
+def test_explicit_auth_type_wins() -> None:
+    assert build(login=ACCESS_KEY, password=SECRET_KEY, extra={"auth_type": "apigw_v2"}).auth_type == "apigw_v2"
+    assert build(password=API_KEY, extra={"auth_type": "bearer"}).auth_type == "bearer"
+
+
+def test_extras_are_read() -> None:
+    config = build(
+        password=API_KEY,
+        extra={
+            "timeout": "12.5",
+            "verify": "false",
+            "limits": {"HCX-005": {"qpm": 120, "tpm": 90000}},
+            "rate_window_seconds": 6,
+            "max_retries": 2,
+        },
+    )
+    assert config.timeout == 12.5
+    assert config.verify is False
+    assert config.limits == {"HCX-005": {"qpm": 120, "tpm": 90000}}
+    assert config.rate_window_seconds == 6.0
+    assert config.retry.max_attempts == 3
+
+
+@pytest.mark.parametrize(
+    ("host", "schema", "port", "expected"),
+    [
+        (None, None, None, "https://clovastudio.stream.ntruss.com"),
+        ("", None, None, "https://clovastudio.stream.ntruss.com"),
+        ("https://clovastudio.apigw.ntruss.com/", None, None, "https://clovastudio.apigw.ntruss.com"),
+        ("clovastudio.apigw.ntruss.com", None, None, "https://clovastudio.apigw.ntruss.com"),
+        ("127.0.0.1", "http", 8765, "http://127.0.0.1:8765"),
+        ("http://127.0.0.1:8765", None, 9999, "http://127.0.0.1:8765"),
+    ],
+)
+def test_host_forms(host: str | None, schema: str | None, port: int | None, expected: str) -> None:
+    assert build(password=API_KEY, host=host, schema=schema, port=port).base_url == expected
+
+
+def test_account_id_is_a_stable_fingerprint_not_the_key() -> None:
+    a = build(password=API_KEY)
+    b = build(password=API_KEY, host="http://other")
+    c = build(password=API_KEY + "x")
+    assert a.account_id == b.account_id != c.account_id
+    assert API_KEY not in a.account_id
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        # signature v2
+        ({"login": ACCESS_KEY}, "'password'"),
+        ({"password": SECRET_KEY, "extra": {"auth_type": "apigw_v2"}}, "'login'"),
+        # bearer
+        ({}, "'password'"),
+        ({"login": ACCESS_KEY, "password": API_KEY, "extra": {"auth_type": "bearer"}}, "'login'"),
+        ({"password": API_KEY, "extra": {"apigw_api_key": GATEWAY_KEY}}, "extra.apigw_api_key"),
+        # legacy keys
+        ({"password": API_KEY, "extra": {"auth_type": "legacy_keys"}}, "extra.apigw_api_key"),
+        ({"extra": {"auth_type": "legacy_keys", "apigw_api_key": GATEWAY_KEY}}, "'password'"),
+        (
+            {"login": ACCESS_KEY, "password": API_KEY, "extra": {"auth_type": "legacy_keys", "apigw_api_key": "k"}},
+            "'login'",
+        ),
+        # extras
+        ({"password": API_KEY, "extra": {"auth_type": "oauth"}}, "extra.auth_type"),
+        ({"password": API_KEY, "extra": {"app_type": "prod"}}, "extra.app_type"),
+        ({"password": API_KEY, "extra": {"apptype": "test"}}, "apptype"),
+        ({"password": API_KEY, "extra": "{not json"}, "extra is not valid JSON"),
+        ({"password": API_KEY, "extra": "[1, 2]"}, "extra must be a JSON object"),
+        ({"password": API_KEY, "extra": {"timeout": 0}}, "extra.timeout"),
+        ({"password": API_KEY, "extra": {"timeout": "soon"}}, "extra.timeout"),
+        ({"password": API_KEY, "extra": {"verify": "maybe"}}, "extra.verify"),
+        ({"password": API_KEY, "extra": {"rate_window_seconds": -1}}, "extra.rate_window_seconds"),
+        ({"password": API_KEY, "extra": {"limits": [1]}}, "extra.limits"),
+        ({"password": API_KEY, "extra": {"limits": {"HCX-005": 5}}}, "extra.limits"),
+        ({"password": API_KEY, "extra": {"limits": {"HCX-005": {"qpm": "lots"}}}}, "qpm"),
+        ({"password": API_KEY, "extra": {"limits": {"HCX-005": {"rpm": 5}}}}, "rpm"),
+        ({"password": API_KEY, "extra": {"max_retries": -1}}, "extra.max_retries"),
+        ({"password": API_KEY, "extra": {"max_retries": "many"}}, "extra.max_retries"),
+    ],
+)
+def test_missing_or_contradictory_fields_are_named(fields: dict[str, Any], named: str) -> None:
+    with pytest.raises(ClovaStudioConfigError) as info:
+        build(conn_id="my_clova", **fields)
+    text = str(info.value)
+    assert named in text
+    for secret in SECRETS:
+        assert secret not in text
+
+
+def test_unknown_extra_lists_known_fields() -> None:
+    with pytest.raises(ClovaStudioConfigError, match=r"unknown extra field.*apptype.*known:.*app_type"):
+        build(password=API_KEY, extra={"apptype": "test"}, conn_id="c1")
+
+
+def test_errors_name_the_connection() -> None:
+    with pytest.raises(ClovaStudioConfigError, match="connection 'my_clova'"):
+        build(conn_id="my_clova")
+
+
+def test_config_is_frozen_and_hides_auth() -> None:
+    config = build(login=ACCESS_KEY, password=SECRET_KEY)
+    with pytest.raises(AttributeError):
+        config.timeout = 1  # type: ignore[misc]
+    assert SECRET_KEY not in repr(config)

@@ -1,0 +1,416 @@
+"""ClovaStudioHook: a connection from an environment variable, for every auth scheme, with
+secrets masked, errors naming the field, and the sync and async calls wired to the core."""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import respx
+
+from airflow_provider_clova.client import client as client_module
+from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
+from airflow_provider_clova.client.calls import TuningDataset
+from airflow_provider_clova.client.client import REQUEST_ID_HEADER, AsyncClovaStudioClient, ClovaStudioClient
+from airflow_provider_clova.client.errors import ClovaStudioConfigError, ClovaStudioNotFoundError
+from airflow_provider_clova.client.models import TuningStatus
+from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+from tests.unit.client.conftest import SEED_TASK, FakeLimiter, fail, ok, task_json
+
+HOST = "https://clova.hooktest.invalid"
+ACCESS_KEY = "ncp_iam_BPAMKR-hook-access-0001"
+SECRET_KEY = "hook-secret-key-0f1e2d3c4b5a69788796"
+API_KEY = "nv-hook-api-key-abcdefabcdef0123456789"
+GATEWAY_KEY = "hook-apigw-key-99887766554433221100"
+ENV = "AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT"
+V3_RESULT = {
+    "message": {"role": "assistant", "content": "ok"},
+    "finishReason": "stop",
+    "usage": {"promptTokens": 9, "completionTokens": 1, "totalTokens": 10},
+}
+
+
+def set_conn(monkeypatch: pytest.MonkeyPatch, env: str = ENV, **fields: Any) -> None:
+    body = {"conn_type": "clova_studio", "host": HOST, **fields}
+    monkeypatch.setenv(env, json.dumps(body))
+
+
+def redact(text: str) -> Any:
+    try:
+        from airflow.sdk._shared.secrets_masker import redact as _redact
+    except ImportError:  # Airflow 2.11
+        from airflow.utils.log.secrets_masker import redact as _redact  # type: ignore[no-redef]
+    return _redact(text)
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=HOST, assert_all_called=False, assert_all_mocked=True) as router:
+        yield router
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    import functools
+
+    import tenacity
+
+    recorded: list[float] = []
+
+    async def async_sleep(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr(
+        client_module,
+        "tenacity",
+        types.SimpleNamespace(
+            Retrying=functools.partial(tenacity.Retrying, sleep=recorded.append),
+            AsyncRetrying=functools.partial(tenacity.AsyncRetrying, sleep=async_sleep),
+        ),
+    )
+    return recorded
+
+
+@pytest.fixture
+def fake_limiter(monkeypatch: pytest.MonkeyPatch) -> FakeLimiter:
+    limiter = FakeLimiter()
+
+    def limiter_for(self: Any, call: Any) -> FakeLimiter | None:
+        if call.budget_model is None:
+            return None
+        limiter.key = (self.config.account_id, call.budget_model, self.config.app_type, self.config.rate_share)
+        return limiter
+
+    monkeypatch.setattr(client_module._BaseClient, "_limiter_for", limiter_for)
+    return limiter
+
+
+# -- each auth scheme from the environment variable ---------------------------------------
+
+
+def test_signature_v2_from_env(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
+    set_conn(monkeypatch, login=ACCESS_KEY, password=SECRET_KEY)
+    route = api.get("/tuning/v2/tasks/czf9fbky").mock(return_value=ok(SEED_TASK))
+    hook = ClovaStudioHook()
+    assert hook.config.auth_type == "apigw_v2"
+    assert isinstance(hook.config.auth, SignatureV2Auth)
+    assert hook.config.base_url == HOST
+    task = hook.get_tuning_task("czf9fbky")
+    assert task.status is TuningStatus.WAIT
+    headers = route.calls.last.request.headers
+    assert headers["X-NCP-IAM-ACCESS-KEY"] == ACCESS_KEY
+    assert headers["X-NCP-APIGW-SIGNATURE-V2"]
+    assert headers[REQUEST_ID_HEADER]
+
+
+def test_bearer_from_env(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
+    set_conn(monkeypatch, password=API_KEY)
+    route = api.get("/tuning/v2/tasks/czf9fbky").mock(return_value=ok(SEED_TASK))
+    hook = ClovaStudioHook()
+    assert hook.config.auth_type == "bearer"
+    assert isinstance(hook.config.auth, BearerAuth)
+    hook.get_tuning_task("czf9fbky")
+    assert route.calls.last.request.headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+def test_legacy_keys_from_env_extra(
+    monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter, fake_limiter: FakeLimiter
+) -> None:
+    set_conn(
+        monkeypatch,
+        password=API_KEY,
+        extra={"auth_type": "legacy_keys", "apigw_api_key": GATEWAY_KEY, "app_type": "service"},
+    )
+    route = api.post("/serviceapp/v3/chat-completions/HCX-005").mock(return_value=ok(V3_RESULT))
+    hook = ClovaStudioHook()
+    assert isinstance(hook.config.auth, LegacyKeyAuth)
+    result = hook.chat_completion([{"role": "user", "content": "hi"}], model="HCX-005", max_tokens=30)
+    assert result.usage.prompt_tokens == 9
+    headers = route.calls.last.request.headers
+    assert headers["X-NCP-CLOVASTUDIO-API-KEY"] == API_KEY
+    assert headers["X-NCP-APIGW-API-KEY"] == GATEWAY_KEY
+    assert fake_limiter.key[2] == "service"
+
+
+def test_prefixed_extras_from_the_ui_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(
+        monkeypatch,
+        password=API_KEY,
+        extra={
+            "extra__clova_studio__auth_type": "legacy_keys",
+            "extra__clova_studio__apigw_api_key": GATEWAY_KEY,
+            "extra__clova_studio__app_type": "service",
+            "extra__clova_studio__timeout": 15,
+            "extra__clova_studio__verify": "",  # empty UI field: ignored, default applies
+        },
+    )
+    config = ClovaStudioHook().config
+    assert config.auth_type == "legacy_keys"
+    assert config.app_type == "service"
+    assert config.timeout == 15.0
+    assert config.verify is True
+
+
+def test_other_conn_id_and_rate_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(monkeypatch, env="AIRFLOW_CONN_MY_CLOVA", password=API_KEY, extra={"limits": {"HCX-005": {"qpm": 30}}})
+    hook = ClovaStudioHook(clova_conn_id="my_clova", rate_share=0.25)
+    assert hook.config.rate_share == 0.25
+    assert hook.config.limits == {"HCX-005": {"qpm": 30}}
+    with pytest.raises(ClovaStudioConfigError, match="rate_share"):
+        ClovaStudioHook(rate_share=0)
+    with pytest.raises(ClovaStudioConfigError, match="rate_share"):
+        ClovaStudioHook(rate_share=1.5)
+
+
+# -- missing or contradictory fields ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"login": ACCESS_KEY}, "'password'"),
+        ({"login": ACCESS_KEY, "password": API_KEY, "extra": {"auth_type": "bearer"}}, "'login'"),
+        ({"password": API_KEY, "extra": {"auth_type": "legacy_keys"}}, "extra.apigw_api_key"),
+        ({"password": API_KEY, "extra": {"unknown_key": 1}}, "unknown_key"),
+        ({"password": API_KEY, "extra": {"app_type": "production"}}, "extra.app_type"),
+        ({"password": API_KEY, "extra": "this is not json"}, "extra is not valid JSON"),
+        ({"password": API_KEY, "extra": {"auth_type": "sigv4"}}, "extra.auth_type"),
+        ({"password": API_KEY, "extra": {"extra__clova_studio__app_type": "prod"}}, "extra.app_type"),
+    ],
+)
+def test_bad_connection_fails_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any], named: str
+) -> None:
+    set_conn(monkeypatch, **fields)
+    hook = ClovaStudioHook()
+    with pytest.raises(ClovaStudioConfigError) as info:
+        hook.get_conn()
+    text = str(info.value)
+    assert named in text
+    assert "clova_studio_default" in text or "extra" in text
+    for secret in (API_KEY, SECRET_KEY, GATEWAY_KEY):
+        assert secret not in text
+
+
+# -- masking -----------------------------------------------------------------------------------
+
+
+def test_password_registered_with_the_masker(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Built from a plain object so only the hook (not Airflow's connection loading) can
+    # have registered these values.
+    password = "nv-only-the-hook-knows-this-5f6e7d8c"
+    gateway = "apigw-only-the-hook-knows-this-1a2b3c"
+    conn = types.SimpleNamespace(
+        host=HOST,
+        login=None,
+        password=password,
+        extra=json.dumps({"auth_type": "legacy_keys", "apigw_api_key": gateway}),
+        schema=None,
+        port=None,
+    )
+    ClovaStudioHook()._config_from(conn)
+    line = f"calling with key={password} and gateway {gateway}"
+    redacted = redact(line)
+    assert password not in redacted
+    assert gateway not in redacted
+    assert "***" in redacted
+
+
+def test_password_masked_even_when_the_connection_is_invalid() -> None:
+    password = "nv-masked-before-validation-77aa88bb"
+    conn = types.SimpleNamespace(
+        host=HOST, login=None, password=password, extra='{"app_type": "nope"}', schema=None, port=None
+    )
+    with pytest.raises(ClovaStudioConfigError):
+        ClovaStudioHook()._config_from(conn)
+    assert password not in redact(f"x {password} y")
+
+
+def test_env_connection_secret_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(monkeypatch, login=ACCESS_KEY, password=SECRET_KEY)
+    ClovaStudioHook().get_conn()
+    assert SECRET_KEY not in redact(f"secret is {SECRET_KEY}")
+
+
+# -- test_connection -----------------------------------------------------------------------------
+
+
+def test_test_connection_true(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
+    set_conn(monkeypatch, login=ACCESS_KEY, password=SECRET_KEY)
+    route = api.get("/tuning/v2/tasks").mock(
+        return_value=ok({"content": [SEED_TASK], "totalPages": 3, "totalElements": 3, "size": 1, "number": 0})
+    )
+    ok_, message = ClovaStudioHook().test_connection()
+    assert ok_ is True
+    assert HOST in message and "apigw_v2" in message and "3 tuning task" in message
+    assert route.calls.last.request.url.raw_path == b"/tuning/v2/tasks?page=0&size=1"
+
+
+def test_test_connection_false_on_bad_signature(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
+    set_conn(monkeypatch, login=ACCESS_KEY, password=SECRET_KEY)
+    route = api.get("/tuning/v2/tasks").mock(return_value=fail(401, "40101", "Invalid signature"))
+    ok_, message = ClovaStudioHook().test_connection()
+    assert ok_ is False
+    assert "40101" in message and "secret key" in message
+    assert SECRET_KEY not in message
+    assert route.call_count == 1
+
+
+def test_test_connection_false_on_bad_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(monkeypatch, password=API_KEY, extra={"auth_type": "legacy_keys"})
+    ok_, message = ClovaStudioHook().test_connection()
+    assert ok_ is False
+    assert "extra.apigw_api_key" in message
+
+
+def test_test_connection_retries_briefly(
+    monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter, sleeps: list[float]
+) -> None:
+    set_conn(monkeypatch, password=API_KEY)
+    route = api.get("/tuning/v2/tasks").mock(return_value=fail(503, "50000", "down"))
+    ok_, message = ClovaStudioHook().test_connection()
+    assert ok_ is False
+    assert "50000" in message
+    assert route.call_count <= 2
+    assert sum(sleeps) <= 10
+
+
+# -- the calls -----------------------------------------------------------------------------------
+
+
+def test_hook_tuning_calls(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
+    set_conn(monkeypatch, password=API_KEY)
+    create = api.post("/tuning/v2/tasks").mock(return_value=ok(task_json("newtask1", name="run-a")))
+    pages = [
+        ok(
+            {
+                "content": [
+                    task_json("old00001", name="run-a", createdDate="2024-01-01T00:00:00+0900"),
+                    task_json("other001", name="run-b"),
+                ],
+                "totalPages": 2,
+                "totalElements": 3,
+                "size": 50,
+                "number": 0,
+            }
+        ),
+        ok(
+            {
+                "content": [task_json("new00001", name="run-a", createdDate="2024-02-01T00:00:00+0900")],
+                "totalPages": 2,
+                "totalElements": 3,
+                "size": 50,
+                "number": 1,
+            }
+        ),
+    ]
+    api.get("/tuning/v2/tasks").mock(side_effect=pages)
+    delete = api.delete("/tuning/v2/tasks/newtask1").mock(return_value=ok())
+    hook = ClovaStudioHook()
+    dataset = TuningDataset(bucket="b", key="k.jsonl", access_key="a", secret_key="s")
+    assert hook.create_tuning_task("HCX-003", dataset, name="run-a", train_epochs=2).id == "newtask1"
+    assert json.loads(create.calls.last.request.content)["trainEpochs"] == 2
+    assert [t.id for t in hook.find_tuning_tasks("run-a")] == ["new00001", "old00001"]
+    assert hook.delete_tuning_task("newtask1") is True
+    assert delete.called
+    assert hook.get_conn() is hook.get_conn()  # cached
+    hook.close()
+
+
+def test_hook_delete_missing(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
+    set_conn(monkeypatch, password=API_KEY)
+    api.delete("/tuning/v2/tasks/gone0001").mock(return_value=fail(404, "40400", "not found"))
+    hook = ClovaStudioHook()
+    assert hook.delete_tuning_task("gone0001") is False
+    with pytest.raises(ClovaStudioNotFoundError):
+        hook.delete_tuning_task("gone0001", missing_ok=False)
+
+
+def test_hook_count_tokens(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
+    set_conn(monkeypatch, password=API_KEY)
+    api.post("/v3/api-tools/chat-tokenize/HCX-005").mock(return_value=ok({"messages": [{"count": 12}]}))
+    assert ClovaStudioHook().count_tokens([{"role": "user", "content": "hi"}], "HCX-005") == 12
+
+
+def test_close_makes_a_fresh_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(monkeypatch, password=API_KEY)
+    hook = ClovaStudioHook()
+    first = hook.get_conn()
+    hook.close()
+    second = hook.get_conn()
+    assert isinstance(second, ClovaStudioClient)
+    assert second is not first
+    hook.close()
+    hook.close()  # harmless twice
+
+
+# -- async ---------------------------------------------------------------------------------------
+
+
+async def test_aget_tuning_task_via_aget_connection(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
+    set_conn(monkeypatch, login=ACCESS_KEY, password=SECRET_KEY)
+    route = api.get("/tuning/v2/tasks/czf9fbky").mock(
+        return_value=ok(task_json(status="RUNNING", statusInfo={"currStep": 5, "totalTrainSteps": 10}))
+    )
+    hook = ClovaStudioHook()
+    task = await hook.aget_tuning_task("czf9fbky")
+    assert task.status is TuningStatus.RUNNING
+    assert task.status_info.progress == 0.5
+    assert route.calls.last.request.headers["X-NCP-IAM-ACCESS-KEY"] == ACCESS_KEY
+    # The sync path was not needed: no cached sync client was made.
+    assert "_client" not in hook.__dict__
+
+
+async def test_aget_async_conn_uses_the_async_connection_getter(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_clova.hooks import clova_studio as hook_module
+
+    seen: list[str] = []
+
+    async def fake_aget_connection(conn_id: str) -> Any:
+        seen.append(conn_id)
+        return types.SimpleNamespace(host=HOST, login=None, password=API_KEY, extra=None, schema=None, port=None)
+
+    monkeypatch.setattr(hook_module, "aget_connection", fake_aget_connection)
+    hook = ClovaStudioHook(clova_conn_id="async_conn")
+    client = await hook.aget_async_conn()
+    try:
+        assert isinstance(client, AsyncClovaStudioClient)
+        assert client.config.auth_type == "bearer"
+    finally:
+        await client.aclose()
+    assert seen == ["async_conn"]
+
+
+async def test_achat_and_acount(
+    monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter, fake_limiter: FakeLimiter, sleeps: list[float]
+) -> None:
+    set_conn(monkeypatch, password=API_KEY)
+    chat = api.post("/v3/chat-completions/HCX-005").mock(side_effect=[fail(429, "42901"), ok(V3_RESULT)])
+    api.post("/v3/api-tools/chat-tokenize/HCX-005").mock(return_value=ok({"totalTokens": 4}))
+    hook = ClovaStudioHook(rate_share=0.5)
+    result = await hook.achat_completion([{"role": "user", "content": "hi"}], model="HCX-005")
+    assert result.content == "ok"
+    assert chat.call_count == 2
+    assert fake_limiter.async_acquires == 2
+    assert fake_limiter.key[3] == 0.5
+    assert await hook.acount_tokens([{"role": "user", "content": "hi"}], "HCX-005") == 4
+
+
+async def test_aget_tuning_task_bad_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(monkeypatch, password=API_KEY, extra={"app_type": "prod"})
+    with pytest.raises(ClovaStudioConfigError, match=r"extra\.app_type"):
+        await ClovaStudioHook().aget_tuning_task("czf9fbky")
+
+
+# -- UI metadata ---------------------------------------------------------------------------------
+
+
+def test_ui_field_behaviour() -> None:
+    behaviour = ClovaStudioHook.get_ui_field_behaviour()
+    assert set(behaviour) == {"hidden_fields", "relabeling", "placeholders"}
+    assert "password" in behaviour["relabeling"]
+    assert ClovaStudioHook.conn_type == "clova_studio"
+    assert ClovaStudioHook.default_conn_name == "clova_studio_default"
