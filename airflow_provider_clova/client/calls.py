@@ -168,11 +168,12 @@ def chat_completion(
     )
 
 
-def count_tokens(messages: Sequence[Mapping[str, Any]], *, model: str) -> Call:
+def count_tokens(messages: Sequence[Mapping[str, Any]], *, model: str, prefix: str = "") -> Call:
+    """The token-count call; legacy app keys call it under ``/testapp`` or ``/serviceapp`` like chat."""
     info = model_info(model)
     return Call(
         "POST",
-        f"/{info.api}/api-tools/chat-tokenize/{model}",
+        f"{prefix}/{info.api}/api-tools/chat-tokenize/{model}",
         "tokenize",
         json={"messages": _messages(messages)},
         parse=_token_total,

@@ -291,7 +291,7 @@ class ClovaStudioClient(_BaseClient):
         return result
 
     def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
-        count: int = self.call(calls.count_tokens(messages, model=model))
+        count: int = self.call(calls.count_tokens(messages, model=model, prefix=self.config.chat_prefix))
         return count
 
     def _base_model(self, model: str | None, task_id: str | None) -> str:
@@ -396,5 +396,5 @@ class AsyncClovaStudioClient(_BaseClient):
         return result
 
     async def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
-        count: int = await self.call(calls.count_tokens(messages, model=model))
+        count: int = await self.call(calls.count_tokens(messages, model=model, prefix=self.config.chat_prefix))
         return count

@@ -140,6 +140,22 @@ def _max_retries(extra: Mapping[str, Any]) -> RetryPolicy:
     return RetryPolicy(max_attempts=retries + 1)
 
 
+def _base_url(host: str | None, schema: str | None, port: int | None, where: str) -> str:
+    """``host`` (+ ``schema`` and ``port`` when the host lacks them) as an http(s) base URL."""
+    text = (host or "").strip() or DEFAULT_HOST
+    if "://" not in text:
+        text = f"{schema or 'https'}://{text}"
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise ClovaStudioConfigError(f"{where}: host {host!r} is not a valid URL ({exc})") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ClovaStudioConfigError(f"{where}: host {host!r} must be an http(s) base URL, e.g. {DEFAULT_HOST}")
+    if port and url.port is None:
+        url = url.copy_with(port=int(port))
+    return str(url).rstrip("/")
+
+
 def resolve_auth_type(login: str | None, extra: Mapping[str, Any]) -> AuthType:
     """``extra.auth_type`` if given; else signature v2 when a login (access key) is set, else Bearer."""
     auth_type = extra.get("auth_type")
@@ -206,11 +222,7 @@ def config_from_connection(
     if auth_type != "legacy_keys" and "apigw_api_key" in extras:
         raise ClovaStudioConfigError(f"{where}: extra.apigw_api_key is only used with auth_type legacy_keys")
 
-    base_url = (host or DEFAULT_HOST).strip().rstrip("/")
-    if "://" not in base_url:
-        base_url = f"{schema or 'https'}://{base_url}"
-    if port and base_url.count(":") < 2:
-        base_url = f"{base_url}:{port}"
+    base_url = _base_url(host, schema, port, where)
     retry = _max_retries(extras)
     return ClientConfig(
         auth=auth,

@@ -49,8 +49,22 @@ CODE_HINTS: dict[str, str] = {
 }
 
 
+def _rebuild_error(cls: type[BaseException], args: tuple[object, ...], state: dict[str, object]) -> BaseException:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class ClovaStudioError(Exception):
     """Base class of every error raised by airflow-provider-clova."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuild from the rendered text and the attributes, without calling ``__init__``:
+        # subclasses take keyword-only arguments (request_sent, task_id, ...), which the default
+        # ``Exception`` pickling cannot pass, and re-rendering would nest the text in itself.
+        # Errors cross process boundaries (executors, process pools) and ``copy.deepcopy``.
+        return (_rebuild_error, (type(self), self.args, dict(self.__dict__)))
 
 
 class ClovaStudioConfigError(ClovaStudioError, ValueError):

@@ -1,12 +1,14 @@
 """The CLOVA Studio tuning-dataset rules, as data.
 
 One place for the column layout, the limits, the service's ``failureReason`` codes with their
-exact wording and a fix for each. The validator builds its problems from here, the tuning
-operator turns a FAILED task's ``failureReason`` into a hint from here, and the README table is
-written from here, so the three cannot drift apart.
+exact wording and a fix for each. The validator builds its problems from here and the tuning
+operator turns a FAILED task's ``failureReason`` into a hint from here, so the two always
+agree; the README's rules table mirrors it.
 
-Wording marked *service* is copied from the CLOVA Studio API guide (Create training,
-``failureReason``/``message`` table); wording marked *ours* covers cases the guide leaves out.
+The file.extension/size/encoding templates and the first six FORMAT_MESSAGES are copied from
+the CLOVA Studio API guide (Create training, ``failureReason``/``message`` table). Where the
+guide gives no message ("-"), the template is the guide's description of the code; the other
+FORMAT_MESSAGES are ours, for cases the guide leaves out.
 """
 
 from __future__ import annotations
@@ -156,12 +158,15 @@ TERMINAL_FORMAT_RULES: frozenset[str] = frozenset({"line_too_long"})
 
 
 def format_bytes(count: int) -> str:
-    """Render a byte count in the largest decimal unit that divides it evenly ("1 TB", "100 MB").
+    """Render a byte count exactly in the largest unit that divides it ("1 TB", "16 MiB").
 
     Limits are round numbers chosen by people, so an exact rendering reads best; anything else
     falls back to plain bytes rather than a rounded figure that would misstate the limit.
+    Decimal units are tried first, as the service's documentation uses them.
     """
-    for unit, factor in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+    units = (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3))
+    binary = (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
+    for unit, factor in (*units, *binary):
         if count >= factor and count % factor == 0:
             return f"{count // factor} {unit}"
     return f"{count:,} bytes"

@@ -141,6 +141,11 @@ def human_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
+def number(value: float) -> str:
+    """A budget figure as people write it: ``60``, ``10000000``, ``7.5``."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
 def progress_line(stats: RunStats, settings: RunSettings, now: float) -> str:
     """done/total, request and token rates against the budget, ETA."""
     elapsed = max(1e-9, now - (stats.first_send or now))
@@ -151,8 +156,8 @@ def progress_line(stats: RunStats, settings: RunSettings, now: float) -> str:
     return (
         f"batch: {stats.done}/{stats.to_send} sent rows answered ({stats.ok} ok, {stats.failed} failed; "
         f"{stats.rows - stats.to_send} of {stats.rows} rows settled before), "
-        f"{req_rate:.1f} req/min of {settings.qpm:g} QPM ({100 * req_rate / settings.qpm:.0f}%), "
-        f"{tok_rate:.0f} tokens/min of {settings.tpm:g} TPM ({100 * tok_rate / settings.tpm:.0f}%), "
+        f"{req_rate:.1f} req/min of {number(settings.qpm)} QPM ({100 * req_rate / settings.qpm:.0f}%), "
+        f"{tok_rate:.0f} tokens/min of {number(settings.tpm)} TPM ({100 * tok_rate / settings.tpm:.0f}%), "
         f"ETA {human_duration(eta) if remaining else '0s'}"
     )
 
@@ -176,16 +181,17 @@ async def run_batch(
         stop.set()
 
     async def produce() -> None:
-        try:
-            async with contextlib.aclosing(read_chunks(pending)) as chunks:
-                async for chunk in chunks:
-                    for row in chunk:
-                        if stop.is_set():
-                            return
-                        await queue.put(row)
-        finally:
-            for _ in range(settings.concurrency):
-                await queue.put(None)
+        async with contextlib.aclosing(read_chunks(pending)) as chunks:
+            async for chunk in chunks:
+                for row in chunk:
+                    if stop.is_set():
+                        break
+                    await queue.put(row)
+                if stop.is_set():
+                    break
+        # Not in a ``finally``: when cancelled, nobody is left to take these.
+        for _ in range(settings.concurrency):
+            await queue.put(None)
 
     async def send(row: Row) -> None:
         if stats.first_send is None:

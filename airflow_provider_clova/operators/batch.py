@@ -159,6 +159,7 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
 
         from airflow_provider_clova.client.catalog import model_info
         from airflow_provider_clova.operators._batch_input import build_index, iter_lines, parse_line
+        from airflow_provider_clova.operators._batch_run import number
         from airflow_provider_clova.operators._batch_store import as_input, store_for
 
         settings = self._settings(hook, model, task_id)
@@ -176,7 +177,7 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
             stats = self._stats(index, results, done)
             self.log.info(
                 "batch: %d rows in %s: %d bad input line(s), %d answered by earlier tries, %d to send to %s (%s) "
-                "with up to %d in flight, pacing at %g QPM / %g TPM",
+                "with up to %d in flight, pacing at %s QPM / %s TPM",
                 index.rows,
                 source,
                 len(index.errors),
@@ -185,8 +186,8 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
                 model + (f" tuned task {task_id}" if task_id else ""),
                 model_info(model).api,
                 self.max_concurrency,
-                settings.qpm,
-                settings.tpm,
+                number(settings.qpm),
+                number(settings.tpm),
             )
             if stats.to_send and settings.threshold.exceeded(stats.failed_total, stats.rows):
                 stats.stopped = (

@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,7 +226,7 @@ class Emulator:
         return await self._serve(call, api, info, target=task.id, answers=task.outcome.answers)
 
     async def _serve(
-        self, call: Call, api: chat.Api, info: ModelInfo, *, target: str, answers: dict[str, str] | Any
+        self, call: Call, api: chat.Api, info: ModelInfo, *, target: str, answers: Mapping[str, str] | None
     ) -> Response:
         body = call.json()
         request = chat.parse_v1(body, info) if api == "v1" else chat.parse_v3(body, info)

@@ -12,7 +12,7 @@ import contextlib
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 
 import uvicorn
@@ -121,10 +121,3 @@ class ServerThread:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def running(config: EmulatorConfig) -> Iterator[ServerThread]:
-    """Context manager form of :class:`ServerThread`."""
-    with ServerThread(config) as server:
-        yield server

@@ -6,10 +6,13 @@ import base64
 import hashlib
 import hmac
 import json
+import string
 
 import httpx
 import pytest
 import respx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
 from airflow_provider_clova.client.client import REQUEST_ID_HEADER, AsyncClovaStudioClient, ClovaStudioClient
@@ -277,3 +280,43 @@ def test_default_clock_is_epoch_milliseconds() -> None:
     signed = sign(auth, httpx.Request("GET", "https://x/tuning/v2/tasks"))
     after = int(time.time() * 1000)
     assert before - 1 <= int(signed.headers["X-NCP-APIGW-TIMESTAMP"]) <= after + 1
+
+
+def test_signature_covers_a_percent_encoded_non_ascii_query() -> None:
+    from urllib.parse import quote
+
+    auth = SignatureV2Auth("AK", "SK", clock_ms=lambda: 1_700_000_000_123)
+    request = httpx.Request("GET", "https://h/tuning/v2/tasks", params={"name": "한국어", "page": 0})
+    signed = sign(auth, request)
+    target = f"/tuning/v2/tasks?name={quote('한국어')}&page=0"
+    assert signed.url.raw_path.decode() == target
+    assert signed.headers["X-NCP-APIGW-SIGNATURE-V2"] == expected_signature("GET", target, "1700000000123", "AK", "SK")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST", "DELETE"]),
+    segments=st.lists(
+        st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=10).filter(
+            lambda segment: segment not in {".", ".."}
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    page=st.integers(0, 10_000),
+    size=st.integers(1, 100),
+    timestamp=st.integers(0, 2**45),
+    secret=st.text(min_size=1, max_size=40),
+)
+def test_signature_matches_the_recipe_for_any_target(
+    method: str, segments: list[str], page: int, size: int, timestamp: int, secret: str
+) -> None:
+    auth = SignatureV2Auth("AK", secret, clock_ms=lambda: timestamp)
+    path = "/" + "/".join(segments)
+    request = httpx.Request(method, f"https://h{path}", params={"page": page, "size": size})
+    signed = sign(auth, request)
+    target = f"{path}?page={page}&size={size}"
+    assert signed.headers["X-NCP-APIGW-TIMESTAMP"] == str(timestamp)
+    assert signed.headers["X-NCP-APIGW-SIGNATURE-V2"] == expected_signature(
+        method, target, str(timestamp), "AK", secret
+    )

@@ -275,6 +275,14 @@ def test_legacy_prefix(api: respx.MockRouter, fake_limiter: FakeLimiter, app_typ
     assert base.called and tuned.called
 
 
+@pytest.mark.parametrize(("app_type", "prefix"), [("test", "/testapp"), ("service", "/serviceapp")])
+def test_legacy_prefix_on_token_count(api: respx.MockRouter, app_type: str, prefix: str) -> None:
+    route = api.post(f"{prefix}/v3/api-tools/chat-tokenize/HCX-005").mock(return_value=ok({"totalTokens": 5}))
+    with ClovaStudioClient(make_config(auth="legacy_keys", app_type=app_type)) as client:
+        assert client.count_tokens(MESSAGES, "HCX-005") == 5
+    assert route.called
+
+
 @pytest.mark.parametrize("auth", ["apigw_v2", "bearer"])
 def test_no_prefix_for_current_auth(auth: str) -> None:
     assert make_config(auth=auth, app_type="service").chat_prefix == ""

@@ -88,6 +88,8 @@ def test_extras_are_read() -> None:
         ("clovastudio.apigw.ntruss.com", None, None, "https://clovastudio.apigw.ntruss.com"),
         ("127.0.0.1", "http", 8765, "http://127.0.0.1:8765"),
         ("http://127.0.0.1:8765", None, 9999, "http://127.0.0.1:8765"),
+        ("http://gateway.test/proxy/clova/", None, 8080, "http://gateway.test:8080/proxy/clova"),
+        ("  https://clovastudio.stream.ntruss.com  ", None, None, "https://clovastudio.stream.ntruss.com"),
     ],
 )
 def test_host_forms(host: str | None, schema: str | None, port: int | None, expected: str) -> None:
@@ -135,6 +137,8 @@ def test_account_id_is_a_stable_fingerprint_not_the_key() -> None:
         ({"password": API_KEY, "extra": {"limits": {"HCX-005": {"rpm": 5}}}}, "rpm"),
         ({"password": API_KEY, "extra": {"max_retries": -1}}, "extra.max_retries"),
         ({"password": API_KEY, "extra": {"max_retries": "many"}}, "extra.max_retries"),
+        ({"password": API_KEY, "host": "ftp://clovastudio.test"}, "host 'ftp://clovastudio.test'"),
+        ({"password": API_KEY, "host": "http://"}, "host 'http://'"),
     ],
 )
 def test_missing_or_contradictory_fields_are_named(fields: dict[str, Any], named: str) -> None:

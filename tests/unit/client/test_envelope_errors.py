@@ -248,3 +248,36 @@ def test_error_for_a_failed_legacy_chat_holds_no_key(api: respx.MockRouter, fake
     for secret in SECRETS:
         assert secret not in str(info.value)
     assert "40104" in str(info.value)
+
+
+def _all_error_instances() -> list[Exception]:
+    from airflow_provider_clova.client import errors
+
+    where = {"http_status": 500, "code": "50000", "request_id": "rid-1", "method": "GET", "path": "/tuning/v2/tasks"}
+    return [
+        errors.ClovaStudioConfigError("bad connection field"),
+        errors.ClovaStudioBadRequestError("bad", **{**where, "http_status": 400, "code": "40001"}),
+        errors.ClovaStudioAuthError("auth", **{**where, "http_status": 401, "code": "40101"}),
+        errors.ClovaStudioNotFoundError("gone", **{**where, "http_status": 404, "code": "40400"}),
+        errors.ClovaStudioRateLimitError("rate", retry_after=2.5, **{**where, "http_status": 429, "code": "42901"}),
+        errors.ClovaStudioServerError("boom", **where),
+        errors.ClovaStudioTimeoutError("slow", **where),
+        errors.ClovaStudioTransportError("refused", request_sent=False, **where),
+        errors.ClovaStudioUnknownOutcomeError("maybe", **where),
+        errors.ClovaStudioResponseError("not json", **where),
+        errors.ClovaStudioBudgetError("too big"),
+        errors.ClovaStudioTuningFailedError("failed", task_id="abc12345", failure_reason="file.format"),
+        errors.ClovaStudioDatasetError("row 3: C_ID"),
+    ]
+
+
+@pytest.mark.parametrize("error", _all_error_instances(), ids=lambda e: type(e).__name__)
+def test_errors_survive_pickle_and_deepcopy(error: Exception) -> None:
+    import copy
+    import pickle
+
+    for clone in (pickle.loads(pickle.dumps(error)), copy.deepcopy(error)):
+        assert type(clone) is type(error)
+        assert str(clone) == str(error)
+        assert clone.__dict__ == error.__dict__
+        assert clone.args == error.args

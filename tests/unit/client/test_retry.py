@@ -19,6 +19,7 @@ from airflow_provider_clova.client.errors import (
     ClovaStudioAuthError,
     ClovaStudioBadRequestError,
     ClovaStudioNotFoundError,
+    ClovaStudioRateLimitError,
     ClovaStudioServerError,
     ClovaStudioTimeoutError,
     ClovaStudioTransportError,
@@ -613,3 +614,32 @@ def test_non_api_errors_are_not_retried(api: respx.MockRouter, sleeps: list[floa
         client.get_tuning_task("czf9fbky")
     assert route.call_count == 1
     assert sleeps == []
+
+
+def test_chat_uses_the_shared_real_limiter_by_default(api: respx.MockRouter, sleeps: list[float]) -> None:
+    from dataclasses import replace
+
+    from airflow_provider_clova.client import limiter as limiter_module
+
+    limiter_module.clear_shared_limiters()
+    try:
+        chat_route(api, [ok(V3_RESULT)])
+        api.post("/v3/tasks/abcd1234/chat-completions").mock(return_value=ok(V3_RESULT))
+        # A large budget, so the burst-free pacing of the real (real-clock) limiter spaces
+        # the two requests by well under a millisecond.
+        limits = {"HCX-005": {"qpm": 600_000, "tpm": 100_000_000}}
+        config = replace(make_config(), limits=limits, rate_share=0.5)
+        with ClovaStudioClient(config) as client:
+            client.chat_completion(MESSAGES, model="HCX-005", max_tokens=20)
+            limiter = limiter_module._registry[("acct-test", "HCX-005", "test")]
+            snap = limiter.snapshot()
+            assert snap["budget"] == {"qpm": 600_000, "tpm": 100_000_000}
+            assert snap["share"] == 0.5
+            assert snap["granted_total"] == 1
+            assert snap["used_tpm"] == 11 + 20  # settled to the reported usage + maxTokens
+            # A tuned task pays from its base model's budget: the same limiter.
+            client.chat_completion(MESSAGES, model="HCX-005", task_id="abcd1234", max_tokens=20)
+        assert limiter_module._registry[("acct-test", "HCX-005", "test")] is limiter
+        assert limiter.snapshot()["granted_total"] == 2
+    finally:
+        limiter_module.clear_shared_limiters()

@@ -110,3 +110,32 @@ def test_generated_valid_datasets_are_valid(turns: list[int], content: str, kind
     assert report.rows == len(rows)
     assert report.conversations == len(turns)
     assert report.characters == sum(len(content) * 2 + 1 for _ in rows)
+
+
+VALID_PREFIX = "".join(
+    json.dumps({"System_Prompt": "", "C_ID": c, "T_ID": 0, "Text": "q?", "Completion": "a."}) + "\n" for c in range(100)
+)
+
+
+@SETTINGS
+@given(
+    line=st.one_of(
+        st.text(max_size=40),
+        st.tuples(st.builds(json.dumps, values), st.text(" \t\r\x0b\x0c\x85\u3000x", max_size=3)).map("".join),
+        st.tuples(st.text(" \t\r\x0b\ufeff", max_size=3), st.builds(json.dumps, values)).map("".join),
+    )
+)
+def test_json_verdict_matches_json_loads(line: str) -> None:
+    """The fast scanner path must call a line invalid exactly when json.loads does."""
+    line = line.replace("\n", " ")
+    data = (VALID_PREFIX + line + "\n").encode("utf-8", "surrogatepass")
+    report = validate_stream(io.BytesIO(data), filename="f.jsonl")
+    json_problems = [p for p in report.problems if p.message.startswith("Invalid json format.")]
+    if not line or line.isspace():
+        return  # a blank line, not a row
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):
+        assert len(json_problems) == 1
+    else:
+        assert len(json_problems) == (0 if isinstance(value, dict) else 1)

@@ -301,3 +301,37 @@ def test_rows_after_a_problem_still_checked_in_fast_path(tmp_path: Path) -> None
 def test_keys_in_json_may_use_any_json_spacing(tmp_path: Path) -> None:
     text = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in make_rows())
     assert check(tmp_path, text).ok
+
+
+@pytest.mark.parametrize(
+    "suffix, ok",
+    [
+        ("", True),
+        ("   ", True),
+        ("\t\r", True),
+        (" x", False),
+        (' {"a": 1}', False),
+    ],
+)
+def test_text_after_the_object(tmp_path: Path, suffix: str, ok: bool) -> None:
+    lines = jsonl_text(make_rows()).splitlines()
+    lines[50] += suffix
+    report = check(tmp_path, "\n".join(lines))
+    assert report.ok is ok, report.format()
+    if not ok:
+        assert report.problems[0].message.startswith("Invalid json format. Extra data")
+
+
+def test_blanks_before_the_object_are_fine(tmp_path: Path) -> None:
+    lines = jsonl_text(make_rows()).splitlines()
+    lines[50] = "  \t" + lines[50]
+    assert check(tmp_path, "\n".join(lines)).ok
+
+
+def test_utf8_bom_in_the_middle_is_invalid_json(tmp_path: Path) -> None:
+    lines = jsonl_text(make_rows()).splitlines()
+    lines[50] = "\ufeff" + lines[50]
+    report = check(tmp_path, "\n".join(lines))
+    assert [(p.line, p.message.split(":")[0]) for p in report.problems] == [
+        (51, "Invalid json format. Unexpected UTF-8 BOM (decode using utf-8-sig)")
+    ]
