@@ -55,7 +55,7 @@ POOL_PREFIX = "clova"
 INCLUDE_DEFERRED = False
 
 
-def pool_name(model: str, app_type: AppType = "test", *, prefix: str = POOL_PREFIX) -> str:
+def pool_name(model: str, app_type: AppType = "test") -> str:
     """The pool for ``model`` (a *base* model: a tuned task is charged as its base).
 
     ``pool_name("HCX-005", "test") == "clova_hcx_005_test"``.
@@ -64,7 +64,7 @@ def pool_name(model: str, app_type: AppType = "test", *, prefix: str = POOL_PREF
     if not model:
         raise ClovaStudioConfigError("model must be a non-empty string")
     slug = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")
-    return f"{prefix}_{slug}_{app_type}" if prefix else f"{slug}_{app_type}"
+    return f"{POOL_PREFIX}_{slug}_{app_type}"
 
 
 def _check_app_type(app_type: str) -> None:
@@ -124,8 +124,6 @@ def pool_specs(
     overrides: Mapping[str, Mapping[str, int]] | None = None,
     slots: int | None = None,
     models: Sequence[str] | None = None,
-    *,
-    prefix: str = POOL_PREFIX,
 ) -> dict[str, dict[str, Any]]:
     """Pool definitions in the JSON shape ``airflow pools import`` reads (2.11 and 3.x).
 
@@ -140,7 +138,7 @@ def pool_specs(
     for model in _models(models, overrides):
         budget = lookup_budget(model, app_type, overrides)
         size = pool_size(model, app_type, overrides, slots)
-        specs[pool_name(model, app_type, prefix=prefix)] = {
+        specs[pool_name(model, app_type)] = {
             "slots": size,
             "description": (
                 f"CLOVA Studio {model} ({app_type} app): {budget.qpm} QPM / {budget.tpm} TPM; each slot "
@@ -195,7 +193,6 @@ def sync_pools(
     slots: int | None = None,
     models: Sequence[str] | None = None,
     *,
-    prefix: str = POOL_PREFIX,
     airflow_command: Sequence[str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
@@ -205,7 +202,7 @@ def sync_pools(
     (it updates an existing pool of the same name in place). ``airflow_command`` defaults to
     this interpreter's ``python -m airflow``. Returns the specs it imported.
     """
-    specs = pool_specs(app_type, overrides, slots, models, prefix=prefix)
+    specs = pool_specs(app_type, overrides, slots, models)
     command = list(airflow_command) if airflow_command else [sys.executable, "-m", "airflow"]
     with tempfile.TemporaryDirectory(prefix="clova-pools-") as tmp:
         path = os.path.join(tmp, "pools.json")
@@ -240,11 +237,6 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--slots", type=int, help=f"pool size (default: extra.pool_slots, else {DEFAULT_POOL_SLOTS})")
         sub.add_argument("--model", action="append", dest="models", help="only this base model (repeatable)")
         sub.add_argument("--limits", help='JSON like extra.limits: {"HCX-005": {"qpm": 120}}')
-        sub.add_argument(
-            "--prefix",
-            default=POOL_PREFIX,
-            help="pool name prefix (default: %(default)s; the provider's operators recognise only the default)",
-        )
     return parser
 
 
@@ -257,10 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = json.loads(args.limits) if args.limits else settings.get("limits")
         slots = args.slots if args.slots is not None else settings.get("pool_slots")
         if args.command == "export":
-            specs = pool_specs(app_type, overrides, slots, args.models, prefix=args.prefix)
+            specs = pool_specs(app_type, overrides, slots, args.models)
             print(json.dumps(specs, indent=2, sort_keys=True))
         else:
-            specs = sync_pools(app_type, overrides, slots, args.models, prefix=args.prefix)
+            specs = sync_pools(app_type, overrides, slots, args.models)
             for name, spec in sorted(specs.items()):
                 print(f"{name}: {spec['slots']} slots")
     except (ClovaStudioConfigError, RuntimeError, ValueError) as err:

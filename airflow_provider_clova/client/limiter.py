@@ -217,6 +217,9 @@ class RateLimiter:
         self._episodes_in_row = 0
         self._rate_limited_total = 0
         self._granted_total = 0
+        # Planned turns of the queue, valid while nothing changed (see _planned_wait).
+        self._version = 0
+        self._plans: tuple[int, dict[int, float]] | None = None
 
     # ---------------------------------------------------------------- configuration
 
@@ -242,6 +245,7 @@ class RateLimiter:
     ) -> None:
         """Change the budget, window or share in place, keeping the window's history."""
         with self._lock:
+            self._version += 1
             self._configure(
                 budget if budget is not None else self._budget,
                 window_seconds if window_seconds is not None else self._window,
@@ -374,6 +378,20 @@ class RateLimiter:
             previous = debt_at = at
         return plans
 
+    def _planned_wait(self, ticket: _Ticket, now: float) -> float:
+        """Seconds until ``ticket``'s planned turn.
+
+        Plans are cached until something changes (a commit, settle, release, 429, a waiter
+        joining or leaving) or the head's turn passes without it committing: with many
+        waiters polling, re-planning the whole queue on every wake-up would cost real CPU.
+        A cached plan can only be late, never early (the rate it assumed only recovers).
+        """
+        cached = self._plans
+        head = id(self._queue[0])
+        if cached is None or cached[0] != self._version or cached[1].get(head, -math.inf) < now:
+            cached = self._plans = (self._version, self._plan(now))
+        return cached[1][id(ticket)] - now
+
     def _try_commit(self, ticket: _Ticket) -> tuple[Reservation | None, float]:
         """Commit ``ticket`` if it is its turn and it fits now; else how long to wait."""
         with self._lock:
@@ -389,8 +407,9 @@ class RateLimiter:
                     self._q_debt, self._t_debt, self._debt_at = q_debt + 1.0, t_debt + ticket.cost, now
                     self._queue.popleft()
                     self._granted_total += 1
+                    self._version += 1
                     return Reservation(self, entry), 0.0
-            wait = self._plan(now)[id(ticket)] - now
+            wait = self._planned_wait(ticket, now)
             if wait >= _LOG_WAIT_SECONDS and not ticket.logged:
                 ticket.logged = True
                 log.info("%s: waiting %.1f s for budget (%s)", self.name, wait, self._describe(now))
@@ -401,11 +420,13 @@ class RateLimiter:
             self._check_cost(cost)
             ticket = _Ticket(cost)
             self._queue.append(ticket)
+            self._version += 1
             return ticket
 
     def _leave(self, ticket: _Ticket) -> None:
         with self._lock, contextlib.suppress(ValueError):  # already committed
             self._queue.remove(ticket)
+            self._version += 1
 
     # ---------------------------------------------------------------- public calls
 
@@ -454,6 +475,7 @@ class RateLimiter:
         if given is not None:
             given = min(given, 5 * self._window)
         with self._lock:
+            self._version += 1
             now = self._clock()
             same_episode = now < self._pause_until or (
                 reservation is not None and reservation.granted_at <= self._episode_at
@@ -491,6 +513,7 @@ class RateLimiter:
 
     def _rebase_debts(self) -> None:
         """Drain the pacing buckets to now, so a correction applies from now on."""
+        self._version += 1
         now = self._clock()
         self._q_debt, self._t_debt = self._debts(now)
         self._debt_at = now

@@ -20,7 +20,6 @@ def test_pool_names() -> None:
     assert pools.pool_name("HCX-005", "test") == "clova_hcx_005_test"
     assert pools.pool_name("HCX-DASH-002", "service") == "clova_hcx_dash_002_service"
     assert pools.pool_name("hcx-005") == "clova_hcx_005_test"
-    assert pools.pool_name("HCX-005", prefix="acct2") == "acct2_hcx_005_test"
     with pytest.raises(ClovaStudioConfigError):
         pools.pool_name("HCX-005", "prod")  # type: ignore[arg-type]
 
