@@ -20,6 +20,9 @@ from airflow_provider_clova.client.errors import ClovaStudioConfigError
 from airflow_provider_clova.client.retry import RetryPolicy
 
 DEFAULT_HOST = "https://clovastudio.stream.ntruss.com"
+#: The API Gateway host that takes signature v2 and legacy keys (the stream host takes Bearer keys).
+APIGW_HOST = "https://clovastudio.apigw.ntruss.com"
+DEFAULT_HOSTS: dict[str, str] = {"bearer": DEFAULT_HOST, "apigw_v2": APIGW_HOST, "legacy_keys": APIGW_HOST}
 AuthType = Literal["bearer", "apigw_v2", "legacy_keys"]
 AppType = Literal["test", "service"]
 AUTH_TYPES: tuple[str, ...] = ("bearer", "apigw_v2", "legacy_keys")
@@ -140,9 +143,9 @@ def _max_retries(extra: Mapping[str, Any]) -> RetryPolicy:
     return RetryPolicy(max_attempts=retries + 1)
 
 
-def _base_url(host: str | None, schema: str | None, port: int | None, where: str) -> str:
+def _base_url(host: str | None, schema: str | None, port: int | None, where: str, default: str) -> str:
     """``host`` (+ ``schema`` and ``port`` when the host lacks them) as an http(s) base URL."""
-    text = (host or "").strip() or DEFAULT_HOST
+    text = (host or "").strip() or default
     if "://" not in text:
         text = f"{schema or 'https'}://{text}"
     try:
@@ -222,7 +225,7 @@ def config_from_connection(
     if auth_type != "legacy_keys" and "apigw_api_key" in extras:
         raise ClovaStudioConfigError(f"{where}: extra.apigw_api_key is only used with auth_type legacy_keys")
 
-    base_url = _base_url(host, schema, port, where)
+    base_url = _base_url(host, schema, port, where, DEFAULT_HOSTS[auth_type])
     retry = _max_retries(extras)
     return ClientConfig(
         auth=auth,

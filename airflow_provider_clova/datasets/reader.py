@@ -65,7 +65,7 @@ class LineReader:
         self._max_line_bytes = max_line_bytes
         self.bytes_read = 0
         # For the token estimate: UTF-8 bytes beyond one per character (a Hangul syllable
-        # takes 3 bytes), and JSON \\uXXXX escapes, which stand for such characters in files
+        # takes 3 bytes), and JSON \uXXXX escapes, which stand for such characters in files
         # written with ensure_ascii. Both come almost free from work done anyway.
         self._excess_bytes = 0
         self._escapes = 0

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
-from airflow_provider_clova.client.config import DEFAULT_HOST, config_from_connection
+from airflow_provider_clova.client.config import APIGW_HOST, DEFAULT_HOST, config_from_connection
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 
 from .conftest import ACCESS_KEY, API_KEY, GATEWAY_KEY, SECRET_KEY, SECRETS
@@ -31,7 +31,8 @@ def test_signature_v2_from_login_and_password() -> None:
     assert config.auth_type == "apigw_v2"
     assert isinstance(config.auth, SignatureV2Auth)
     assert headers_of(config.auth)["X-NCP-IAM-ACCESS-KEY"] == ACCESS_KEY
-    assert config.base_url == DEFAULT_HOST
+    # Signature v2 is what the API Gateway host takes; the stream host takes Bearer keys.
+    assert config.base_url == APIGW_HOST
     assert config.app_type == "test"
     assert config.verify is True
     assert config.chat_prefix == ""

@@ -53,7 +53,9 @@ BAD_DATASET = b'{"C_ID": 0, "System_Prompt": "", "T_ID": 0, "Text": "hi", "Compl
 
 
 def unknown(message: str = "Gateway timeout") -> ClovaStudioUnknownOutcomeError:
-    return ClovaStudioUnknownOutcomeError(message, http_status=504, code="50400", method="POST", path="/tuning/v2/tasks")
+    return ClovaStudioUnknownOutcomeError(
+        message, http_status=504, code="50400", method="POST", path="/tuning/v2/tasks"
+    )
 
 
 @pytest.fixture
@@ -316,7 +318,7 @@ def test_an_invalid_dataset_fails_before_any_create(service: FakeService, datase
 
 def test_a_missing_dataset_fails_before_any_create(service: FakeService, dataset: dict[str, Any]) -> None:
     dataset["body"] = None
-    with pytest.raises(ClovaStudioDatasetError, match="file.noexist"):
+    with pytest.raises(ClovaStudioDatasetError, match=r"file\.noexist"):
         operator(service).execute(context_for(service))
     assert "create" not in service.kinds()
 
@@ -353,7 +355,12 @@ def test_failed_raises_naming_the_reason_the_message_and_the_fix(
     service: FakeService, reason: str, message: str | None, fix: str
 ) -> None:
     op = operator(service, resubmit_failed="never")
-    event = {"status": "failed", "task_id": "fail0001", "message": "failed", "task": failed_json("fail0001", reason, message)}
+    event = {
+        "status": "failed",
+        "task_id": "fail0001",
+        "message": "failed",
+        "task": failed_json("fail0001", reason, message),
+    }
     with pytest.raises(ClovaStudioTuningFailedError) as info:
         op.execute_complete(context_for(service), event)
     text = str(info.value)
@@ -362,7 +369,7 @@ def test_failed_raises_naming_the_reason_the_message_and_the_fix(
     assert "fail0001" in text
     if message:
         assert message in text
-    head, _, hint = text.partition("Fix: ")
+    _, _, hint = text.partition("Fix: ")
     assert fix in hint, hint
     assert "create" not in service.kinds()
 
@@ -382,7 +389,9 @@ def test_each_file_format_message_gets_its_own_fix(service: FakeService) -> None
 # -- waiting --------------------------------------------------------------------------------
 
 
-def test_non_deferrable_wait_polls_until_success(service: FakeService, dataset: dict[str, Any], waits: list[float]) -> None:
+def test_non_deferrable_wait_polls_until_success(
+    service: FakeService, dataset: dict[str, Any], waits: list[float]
+) -> None:
     service.script = succeed_after("WAIT", "WAIT", "RUNNING")
     result = operator(service, poll_interval=5.0).execute(context_for(service))
     assert result["status"] == "SUCCEEDED"
@@ -390,7 +399,9 @@ def test_non_deferrable_wait_polls_until_success(service: FakeService, dataset: 
     assert waits == [5.0, 5.0, 5.0]
 
 
-def test_id_and_link_are_recorded_before_the_wait_starts(service: FakeService, dataset: dict[str, Any], waits: list[float]) -> None:
+def test_id_and_link_are_recorded_before_the_wait_starts(
+    service: FakeService, dataset: dict[str, Any], waits: list[float]
+) -> None:
     service.script = succeed_after("WAIT")
     service.console_url = "https://console.example/tuning/{task_id}?region=kr"
     ctx = context_for(service)
@@ -424,7 +435,9 @@ def test_deferrable_records_id_and_link_then_defers_with_the_trigger(
     assert trigger.cancel_on_kill is True
     assert before + 3600 <= trigger.end_time <= time.time() + 3600
     # resumed with the trigger's success event
-    result = op.execute_complete(ctx, {"status": "success", "task_id": "tsk00001", "message": "", "task": succeeded_json("tsk00001")})
+    result = op.execute_complete(
+        ctx, {"status": "success", "task_id": "tsk00001", "message": "", "task": succeeded_json("tsk00001")}
+    )
     assert result["status"] == "SUCCEEDED"
 
 
@@ -436,7 +449,12 @@ def test_deferrable_without_timeout_waits_for_ever(service: FakeService, dataset
 
 def test_timeout_event_deletes_the_remote_task_and_raises_clearly(service: FakeService) -> None:
     service.add(task_json("tsk00009", "RUNNING"))
-    event = {"status": "timeout", "task_id": "tsk00009", "message": "gave up waiting for tuning task tsk00009 (timeout reached)", "task": task_json("tsk00009", "RUNNING")}
+    event = {
+        "status": "timeout",
+        "task_id": "tsk00009",
+        "message": "gave up waiting for tuning task tsk00009 (timeout reached)",
+        "task": task_json("tsk00009", "RUNNING"),
+    }
     with pytest.raises(ClovaStudioWaitTimeoutError) as info:
         operator(service).execute_complete(context_for(service), event)
     assert ("delete", "tsk00009") in service.calls
@@ -458,7 +476,9 @@ def test_a_failed_delete_on_timeout_still_reports_the_timeout(service: FakeServi
         operator(service).execute_complete(context_for(service), event)
 
 
-def test_non_deferrable_timeout_deletes_and_raises(service: FakeService, dataset: dict[str, Any], waits: list[float]) -> None:
+def test_non_deferrable_timeout_deletes_and_raises(
+    service: FakeService, dataset: dict[str, Any], waits: list[float]
+) -> None:
     service.script = [{"status": "WAIT"}]
     with pytest.raises(ClovaStudioWaitTimeoutError, match="deleted"):
         operator(service, timeout=100, poll_interval=30).execute(context_for(service))
@@ -467,7 +487,12 @@ def test_non_deferrable_timeout_deletes_and_raises(service: FakeService, dataset
 
 
 def test_error_event_raises_the_message(service: FakeService) -> None:
-    event = {"status": "error", "task_id": "t1", "message": "polling tuning task t1 failed: CLOVA Studio 40400", "task": None}
+    event = {
+        "status": "error",
+        "task_id": "t1",
+        "message": "polling tuning task t1 failed: CLOVA Studio 40400",
+        "task": None,
+    }
     with pytest.raises(ClovaStudioError, match="40400"):
         operator(service).execute_complete(context_for(service), event)
 
@@ -521,7 +546,9 @@ def _task(raw: dict[str, Any]) -> Any:
     return TuningTask.from_api(raw)
 
 
-def test_success_attaches_the_model_to_every_outlet_asset_event(service: FakeService, dataset: dict[str, Any], waits: list[float]) -> None:
+def test_success_attaches_the_model_to_every_outlet_asset_event(
+    service: FakeService, dataset: dict[str, Any], waits: list[float]
+) -> None:
     from airflow_provider_clova.assets import tuned_model_asset
 
     asset = tuned_model_asset("support")
@@ -552,7 +579,9 @@ def test_object_storage_secret_never_leaves_the_create_call(
     assert service.created[0]["dataset"].secret_key == OBJ_SECRET_KEY  # it was really used
     _, kwargs = info.value.trigger.serialize()
     rendered = {name: getattr(op, name) for name in op.template_fields}
-    result = op.execute_complete(ctx, {"status": "success", "task_id": "tsk00001", "message": "", "task": succeeded_json("tsk00001")})
+    result = op.execute_complete(
+        ctx, {"status": "success", "task_id": "tsk00001", "message": "", "task": succeeded_json("tsk00001")}
+    )
     captured = capsys.readouterr()
     logs = caplog.text + captured.out + captured.err
     places = {

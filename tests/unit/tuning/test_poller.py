@@ -166,7 +166,7 @@ def test_retryable_errors_back_off_and_polling_continues() -> None:
     error_times: list[float] = []
 
     def fetch(t: float) -> TuningTask | BaseException:
-        if 100 <= t and errors:
+        if t >= 100 and errors:
             error_times.append(t)
             return errors.pop(0)
         return job.at(t)
