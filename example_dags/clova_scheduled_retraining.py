@@ -38,6 +38,11 @@ except ImportError:  # Airflow 2.11
 SAMPLE_DATASET = str(resources.files("airflow_provider_clova.datasets") / "samples" / "tuning_sample.jsonl")
 DATASET_SOURCE = os.environ.get("CLOVA_RETRAIN_SOURCE", SAMPLE_DATASET)
 BUCKET = os.environ.get("CLOVA_EXAMPLE_BUCKET", "clova-datasets")
+# One object per run day. Airflow 3 runs triggered by an asset event (or by the API without a
+# logical date) have no ``ds_nodash``; they use the day the run was due instead.
+DATASET_KEY = (
+    "datasets/haneul-support/{{ ds_nodash if ds_nodash is defined else dag_run.run_after.strftime('%Y%m%d') }}.jsonl"
+)
 POLL_INTERVAL = float(os.environ.get("CLOVA_EXAMPLE_POLL_INTERVAL", "60"))
 ACTIVE_MODEL_VARIABLE = "clova_active_tuning_task_id"
 EVALUATION = [
@@ -59,7 +64,7 @@ with DAG(
         task_id="upload_dataset",
         source=DATASET_SOURCE,
         bucket=BUCKET,
-        key="datasets/haneul-support/{{ ds_nodash }}.jsonl",
+        key=DATASET_KEY,
         object_storage_conn_id="ncloud_object_storage",
     )
 
@@ -86,7 +91,9 @@ with DAG(
         hits = 0
         for question, expected in EVALUATION:
             answer = hook.chat_completion(
-                [{"role": "user", "content": question}], model=tuning["model"], task_id=tuning["task_id"],
+                [{"role": "user", "content": question}],
+                model=tuning["model"],
+                task_id=tuning["task_id"],
                 maxTokens=200,
             )
             hits += expected in answer.content
@@ -96,8 +103,10 @@ with DAG(
     def swap_model(evaluation: dict) -> str | None:
         """Point serving at the new model if it passed; return the id it replaced (to delete)."""
         if evaluation["score"] < MIN_SCORE:
-            raise ValueError(f"new model {evaluation['task_id']} scored {evaluation['score']:.2f} < {MIN_SCORE}; "
-                             "keeping the current model")
+            raise ValueError(
+                f"new model {evaluation['task_id']} scored {evaluation['score']:.2f} < {MIN_SCORE}; "
+                "keeping the current model"
+            )
         previous = Variable.get(ACTIVE_MODEL_VARIABLE, None)  # positional default: Airflow 3 and 2.11
         Variable.set(ACTIVE_MODEL_VARIABLE, evaluation["task_id"])
         return previous if previous != evaluation["task_id"] else None

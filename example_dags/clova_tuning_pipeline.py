@@ -28,6 +28,11 @@ except ImportError:  # Airflow 2.11
 
 SAMPLE_DATASET = str(resources.files("airflow_provider_clova.datasets") / "samples" / "tuning_sample.jsonl")
 BUCKET = os.environ.get("CLOVA_EXAMPLE_BUCKET", "clova-datasets")
+# One object per run day. Airflow 3 runs triggered by an asset event (or by the API without a
+# logical date) have no ``ds_nodash``; they use the day the run was due instead.
+DATASET_KEY = (
+    "datasets/haneul-support/{{ ds_nodash if ds_nodash is defined else dag_run.run_after.strftime('%Y%m%d') }}.jsonl"
+)
 # A real training takes hours; the demo's emulator runs in compressed time and polls faster.
 POLL_INTERVAL = float(os.environ.get("CLOVA_EXAMPLE_POLL_INTERVAL", "30"))
 QUESTION = "How long is the warranty on Haneul Air purifiers?"
@@ -44,7 +49,7 @@ with DAG(
         task_id="upload_dataset",
         source=SAMPLE_DATASET,
         bucket=BUCKET,
-        key="datasets/haneul-support/{{ ds_nodash }}.jsonl",
+        key=DATASET_KEY,
         object_storage_conn_id="ncloud_object_storage",
     )
 

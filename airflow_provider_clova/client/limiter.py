@@ -87,6 +87,11 @@ MIN_RATE_FACTOR = 0.1
 #: enough slack to absorb requests of varying size without starving the window, far from
 #: a minute's budget in one burst.
 TOKEN_BURST_FRACTION = 0.1
+#: The request pacer may bank up to this much of one request's interval: a commit that wakes
+#: a little late (timer and event-loop latency) does not push back every later one, so the
+#: lateness does not add up over a run. Idle time or a pause banks nothing, so it never
+#: turns into a burst; the window check still bounds every window.
+REQUEST_CREDIT = 0.5
 #: First pause after a 429 without Retry-After; doubles per consecutive episode.
 BACKOFF_BASE_SECONDS = 1.0
 #: A waiter re-checks at least this often, to notice released budget early.
@@ -321,8 +326,10 @@ class RateLimiter:
         rate_q, rate_t = self._rates(now)
         span = self.span_seconds
         elapsed = max(0.0, now - self._debt_at)
+        q_debt = self._q_debt - elapsed * rate_q / span
+        # Credit only absorbs a late wake-up; after an idle spell or a pause it is gone.
         return (
-            max(0.0, self._q_debt - elapsed * rate_q / span),
+            q_debt if q_debt >= -REQUEST_CREDIT else 0.0,
             max(0.0, self._t_debt - elapsed * rate_t / span),
         )
 
@@ -534,7 +541,7 @@ class RateLimiter:
             with contextlib.suppress(ValueError):  # already out of the window
                 self._entries.remove(entry)
             self._rebase_debts()
-            self._q_debt = max(0.0, self._q_debt - 1.0)
+            self._q_debt = max(-REQUEST_CREDIT, self._q_debt - 1.0)
             self._t_debt = max(0.0, self._t_debt - entry.cost)
 
     # ---------------------------------------------------------------- reporting

@@ -83,8 +83,8 @@ def id_key(value: Any) -> str:
 
 
 def open_binary(source: Any) -> BinaryIO:
-    """Open a local path or an ``ObjectStoragePath`` (anything with ``.open``) for reading bytes."""
-    if hasattr(source, "open") and not isinstance(source, (str, os.PathLike)):
+    """Open a local path or an ``ObjectStoragePath``/``UPath`` (it has a ``protocol``) for reading bytes."""
+    if hasattr(source, "protocol") and hasattr(source, "open"):
         handle: BinaryIO = source.open("rb")
         return handle
     return open(os.fspath(source), "rb")

@@ -241,6 +241,20 @@ async def run_batch(
             if not stop.is_set():
                 await send(row)
 
+    uploading: list[asyncio.Future[None]] = []
+
+    async def checkpoint() -> None:
+        slow = store.rotate()  # on the loop's thread, like every append
+        if slow is None:
+            return
+        job = asyncio.ensure_future(asyncio.to_thread(slow))
+        uploading.append(job)
+        try:
+            # shielded: stopping the ticker must not abandon an upload half done
+            await asyncio.shield(job)
+        except Exception as exc:  # a failed checkpoint only delays durability; the segment stays local
+            log(f"batch: checkpoint failed ({type(exc).__name__}: {exc}); results stay in the local journal")
+
     async def tick() -> None:
         next_progress = time.monotonic() + settings.progress_interval
         next_checkpoint = time.monotonic() + settings.checkpoint_interval
@@ -252,7 +266,7 @@ async def run_batch(
                 log(progress_line(stats, settings, now))
                 next_progress = now + settings.progress_interval
             if now >= next_checkpoint:
-                await asyncio.to_thread(store.checkpoint)
+                await checkpoint()
                 next_checkpoint = time.monotonic() + settings.checkpoint_interval
 
     ticker = asyncio.create_task(tick())
@@ -261,9 +275,10 @@ async def run_batch(
         await asyncio.gather(*tasks)
     finally:
         # On an unexpected error (or cancellation) stop the other workers too; their
-        # results so far are journaled.
+        # results so far are journaled. A checkpoint upload under way is let finish.
         for task in [*tasks, ticker]:
             task.cancel()
         await asyncio.gather(*tasks, ticker, return_exceptions=True)
+        await asyncio.gather(*uploading, return_exceptions=True)
     log(progress_line(stats, settings, time.monotonic()))
     return stats

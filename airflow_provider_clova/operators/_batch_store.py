@@ -33,8 +33,9 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import IO, Any
 
 from airflow_provider_clova.operators._batch_input import BadRow, InputIndex, id_key
@@ -180,8 +181,20 @@ class ResultStore:
         self._handle.flush()
         self.index.note(id_key(record["id"]), self._source, offset, record)
 
+    def rotate(self) -> Callable[[], None] | None:
+        """Start a checkpoint on the event loop's thread (quick: no network).
+
+        Returns the slow part (sync to disk, upload) for a worker thread, or None. Splitting
+        them keeps ``append`` and the handle swap on one thread, so no record can be written
+        to a segment that is being closed.
+        """
+        return None
+
     def checkpoint(self) -> None:
-        """Make the journal durable beyond this worker (sync; call from a thread)."""
+        """A whole checkpoint, synchronously (tests, and the end of a run)."""
+        work = self.rotate()
+        if work is not None:
+            work()
 
     def finalize(self, index: InputIndex) -> None:
         """Write the output, one record per input line; sync, call from a thread."""
@@ -217,9 +230,10 @@ class LocalResultStore(ResultStore):
         self._source = len(self.index.sources) - 1
         return self.index
 
-    def checkpoint(self) -> None:
-        if self._handle is not None:
-            os.fsync(self._handle.fileno())
+    def rotate(self) -> Callable[[], None] | None:
+        if self._handle is None:
+            return None
+        return partial(os.fsync, self._handle.fileno())
 
     def finalize(self, index: InputIndex) -> None:
         self.checkpoint()
@@ -311,14 +325,14 @@ class RemoteResultStore(ResultStore):
         self._new_chunk()
         return self.index
 
-    def checkpoint(self) -> None:
-        """Close the current segment, start a new one, upload the closed one as a part."""
+    def rotate(self) -> Callable[[], None] | None:
+        """Close the current segment and start a new one; the closed one is then uploaded as a part."""
         if self._handle is None or self._handle.tell() == 0:
-            return
+            return None
         closed = self._chunk
         self._handle.close()
         self._new_chunk()
-        self._upload(closed, self.parts / os.path.basename(closed))
+        return partial(self._upload, closed, self.parts / os.path.basename(closed))
 
     def finalize(self, index: InputIndex) -> None:
         if self._handle is not None:
@@ -342,17 +356,19 @@ def _object_storage_path(uri: str) -> Any:
 
 
 def is_local(target: Any) -> bool:
-    if isinstance(target, (str, os.PathLike)):
-        return "://" not in str(target) or str(target).startswith("file://")
-    return getattr(target, "protocol", None) in ("file", "local")
+    """A plain path, a ``file://`` URI, or an ``ObjectStoragePath`` on the local file system."""
+    protocol = getattr(target, "protocol", None)
+    if protocol is not None:  # ObjectStoragePath / UPath (which may also be os.PathLike)
+        return protocol in ("", "file", "local")
+    text = os.fspath(target) if isinstance(target, os.PathLike) else str(target)
+    return "://" not in text or text.startswith("file://")
 
 
 def local_path(target: Any) -> str:
-    if isinstance(target, os.PathLike):
-        return os.fspath(target)
-    if isinstance(target, str):
-        return target[len("file://") :] if target.startswith("file://") else target
-    return str(target.path)
+    if getattr(target, "protocol", None) is not None:
+        return str(target.path)
+    text = os.fspath(target) if isinstance(target, os.PathLike) else str(target)
+    return text[len("file://") :] if text.startswith("file://") else text
 
 
 def store_for(output: Any, *, work_dir: str | None = None) -> ResultStore:
@@ -368,6 +384,6 @@ def as_input(source: Any) -> Any:
     """An input given as a URI string (``s3://...``) becomes an ``ObjectStoragePath``."""
     if isinstance(source, str) and "://" in source and not source.startswith("file://"):
         return _object_storage_path(source)
-    if isinstance(source, str) or not hasattr(source, "open") or is_local(source):
+    if is_local(source):
         return local_path(source)
     return source

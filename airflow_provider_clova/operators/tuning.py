@@ -164,6 +164,9 @@ class ClovaStudioTuningOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.max_poll_interval = max(poll_interval, max_poll_interval)
         self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        if self.timeout is not None and not self.timeout > 0:
+            # 0 would time out at the first look and delete the training just submitted.
+            raise ValueError(f"timeout must be greater than 0 seconds (or None to wait for ever), got {timeout!r}")
         self.cancel_on_kill = cancel_on_kill
         self.resubmit_failed: ResubmitPolicy = resubmit_failed
         self.max_resubmits = max_resubmits

@@ -88,7 +88,7 @@ def task_json(
 
 
 def succeeded_json(task_id: str = "czf9fbky", **kwargs: Any) -> dict[str, Any]:
-    info = {
+    info: dict[str, Any] = {
         "dataRows": 120,
         "numOfTokens": 9000,
         "currStep": 60,
@@ -244,7 +244,7 @@ class FakeOutletEvents(dict):  # type: ignore[type-arg]
         return self[key]
 
 
-def make_context(ti: FakeTI | None = None) -> dict[str, Any]:
+def make_context(ti: FakeTI | None = None) -> Any:
     ti = ti or FakeTI()
     return {"ti": ti, "task_instance": ti, "outlet_events": FakeOutletEvents()}
 

@@ -105,7 +105,7 @@ def operator(service: FakeService, **kwargs: Any) -> ClovaStudioTuningOperator:
     return op
 
 
-def context_for(service: FakeService, **ti: Any) -> dict[str, Any]:
+def context_for(service: FakeService, **ti: Any) -> Any:
     return make_context(FakeTI(journal=service.calls, **ti))
 
 
@@ -433,7 +433,7 @@ def test_deferrable_records_id_and_link_then_defers_with_the_trigger(
     assert trigger.tuning_task_id == "tsk00001" and trigger.clova_conn_id == CLOVA_CONN_ID
     assert trigger.poll_interval == 12.0 and trigger.max_poll_interval == 300.0
     assert trigger.cancel_on_kill is True
-    assert before + 3600 <= trigger.end_time <= time.time() + 3600
+    assert trigger.end_time is not None and before + 3600 <= trigger.end_time <= time.time() + 3600
     # resumed with the trigger's success event
     result = op.execute_complete(
         ctx, {"status": "success", "task_id": "tsk00001", "message": "", "task": succeeded_json("tsk00001")}
@@ -615,3 +615,7 @@ def test_bad_arguments_fail_at_construction(service: FakeService) -> None:
         operator(service, resubmit_failed="sometimes")
     with pytest.raises(ValueError, match="poll_interval"):
         operator(service, poll_interval=0)
+    with pytest.raises(ValueError, match="timeout"):
+        operator(service, timeout=0)
+    with pytest.raises(ValueError, match="max_resubmits"):
+        operator(service, max_resubmits=-1)

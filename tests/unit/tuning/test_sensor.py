@@ -95,7 +95,7 @@ def test_deferrable_defers_with_the_trigger(watched: FakeService) -> None:
     assert trigger.tuning_task_id == TASK and trigger.clova_conn_id == CLOVA_CONN_ID
     assert trigger.poll_interval == 20 and trigger.max_poll_interval == 120
     assert trigger.cancel_on_kill is False
-    assert before + 7200 <= trigger.end_time <= time.time() + 7200
+    assert trigger.end_time is not None and before + 7200 <= trigger.end_time <= time.time() + 7200
 
 
 def test_execute_complete_returns_the_same_result_as_poke(watched: FakeService) -> None:

@@ -61,16 +61,39 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return recorded
 
 
-@pytest.fixture(autouse=True)
-def no_sync_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The triggerer's event loop must never see a blocking client."""
+class SyncGuard:
+    """Makes every use of the sync client fail; ``off()`` for the worker-side part of a test."""
 
+    NAMES = ("__init__", "call", "get_tuning_task", "delete_tuning_task")
+
+    def __init__(self) -> None:
+        self.saved: list[tuple[Any, str, Any]] = [
+            (ClovaStudioClient, n, ClovaStudioClient.__dict__[n]) for n in self.NAMES
+        ]
+        self.saved.append((httpx.Client, "send", httpx.Client.__dict__["send"]))
+
+    @staticmethod
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the trigger used the sync client")
 
-    for name in ("__init__", "call", "get_tuning_task", "delete_tuning_task"):
-        monkeypatch.setattr(ClovaStudioClient, name, refuse)
-    monkeypatch.setattr(httpx.Client, "send", refuse)
+    def on(self) -> None:
+        for owner, name, _ in self.saved:
+            setattr(owner, name, self.refuse)
+
+    def off(self) -> None:
+        for owner, name, original in self.saved:
+            setattr(owner, name, original)
+
+
+@pytest.fixture(autouse=True)
+def no_sync_client() -> Iterator[SyncGuard]:
+    """The triggerer's event loop must never see a blocking client."""
+    guard = SyncGuard()
+    guard.on()
+    try:
+        yield guard
+    finally:
+        guard.off()
 
 
 def trigger(**kwargs: Any) -> ClovaStudioTuningTrigger:
@@ -230,3 +253,59 @@ async def test_on_kill_leaves_the_remote_task_alone_otherwise(api: respx.MockRou
     route = api.delete(TASK_PATH).mock(return_value=ok())
     await trigger(cancel_on_kill=False).on_kill()
     assert route.call_count == 0
+
+
+# -- built by the operator from real connections ----------------------------------------------
+
+
+async def test_a_trigger_made_by_the_operator_carries_no_secret_and_still_works(
+    api: respx.MockRouter, sleeps: list[float], no_sync_client: SyncGuard
+) -> None:
+    """The CLOVA connection has a secret key, the Object Storage one too: neither may reach the
+    trigger's kwargs (they are stored in the metadata database), and the rebuilt trigger still
+    authenticates from the connection id alone."""
+    from importlib import import_module
+
+    from airflow_provider_clova.operators.tuning import ClovaStudioTuningOperator
+    from tests.unit.tuning.conftest import OBJ_CONN_ID, OBJ_SECRET_KEY, SECRET_KEY, TaskDeferred, make_context
+
+    api.get("/tuning/v2/tasks").mock(
+        return_value=ok({"content": [], "totalPages": 0, "totalElements": 0, "size": 50, "number": 0})
+    )
+    create = api.post("/tuning/v2/tasks").mock(return_value=ok(task_json(TASK, "WAIT")))
+    get = api.get(TASK_PATH).mock(return_value=ok(succeeded_json(TASK)))
+    op = ClovaStudioTuningOperator(
+        task_id="tune",
+        model="HCX-005",
+        dataset_bucket="bkt",
+        dataset_key="train.jsonl",
+        object_storage_conn_id=OBJ_CONN_ID,
+        clova_conn_id=CLOVA_CONN_ID,
+        validate_dataset=False,
+        deferrable=True,
+    )
+    no_sync_client.off()  # the worker side: submit with the sync client
+    try:
+        with pytest.raises(TaskDeferred) as info:
+            op.execute(make_context())
+    finally:
+        no_sync_client.on()
+    sent = create.calls.last.request
+    assert OBJ_SECRET_KEY in sent.content.decode()  # the Object Storage secret went to CLOVA, as it must
+    assert "X-NCP-APIGW-SIGNATURE-V2" in sent.headers  # signed with the connection's secret key
+    classpath, kwargs = info.value.trigger.serialize()
+    stored = json.dumps(kwargs)
+    assert SECRET_KEY not in stored and OBJ_SECRET_KEY not in stored
+    assert set(kwargs) == {
+        "tuning_task_id",
+        "clova_conn_id",
+        "poll_interval",
+        "max_poll_interval",
+        "end_time",
+        "cancel_on_kill",
+    }
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(import_module(module), name)(**json.loads(stored))
+    got = await events(rebuilt)
+    assert [e.payload["status"] for e in got] == ["success"]
+    assert "X-NCP-APIGW-SIGNATURE-V2" in get.calls.last.request.headers
