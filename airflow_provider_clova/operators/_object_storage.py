@@ -51,3 +51,14 @@ def open_object(conn_id: str, bucket: str, key: str) -> tuple[Any, int | None]:
             "Fix: upload the dataset first, and check the bucket, key and the connection's permissions"
         ) from None
     return answer["Body"], answer.get("ContentLength")
+
+
+def object_version(conn_id: str, bucket: str, key: str) -> str | None:
+    """The object's ETag (changes with its content), or None when it is not there."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = s3_hook(conn_id).get_conn().head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        return None
+    return str(head.get("ETag") or "") or None

@@ -10,6 +10,7 @@ unknown (timeout, 5xx, dropped connection) is reconciled the same way.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -28,9 +29,16 @@ TUNING_TASK_ID_XCOM_KEY = "tuning_task_id"
 MAX_NAME_LENGTH = 100
 
 
-def tuning_task_name(dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> str:
-    """A name unique to one task instance and the same for all of its tries."""
-    digest = hashlib.sha256(f"{dag_id}\0{task_id}\0{run_id}\0{map_index}".encode()).hexdigest()[:10]
+def tuning_task_name(dag_id: str, task_id: str, run_id: str, map_index: int = -1, inputs: str = "") -> str:
+    """A name unique to one task instance and its inputs, and the same for all of its tries.
+
+    ``inputs`` identifies what would be trained (model, fields, dataset object and version):
+    a retry with the same inputs reattaches to the job an earlier try made, while clearing the
+    task after fixing the dataset or a parameter trains again instead of re-raising the old
+    failure.
+    """
+    key = f"{dag_id}\0{task_id}\0{run_id}\0{map_index}\0{inputs}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     head = f"{dag_id}.{task_id}"
     return f"{head[: MAX_NAME_LENGTH - len(digest) - 1]}.{digest}"
 
@@ -196,8 +204,14 @@ class ClovaStudioTuningOperator(BaseOperator):
     def _name(self, context: Context) -> str:
         if self.name:
             return str(self.name)
+        from airflow_provider_clova.operators._object_storage import object_version
+
         ti = context["ti"]
-        return tuning_task_name(ti.dag_id, ti.task_id, ti.run_id, _map_index(ti))
+        version = object_version(self.object_storage_conn_id, self.dataset_bucket, self.dataset_key)
+        inputs = json.dumps(
+            [self.model, self._fields(), self.dataset_bucket, self.dataset_key, version], sort_keys=True, default=str
+        )
+        return tuning_task_name(ti.dag_id, ti.task_id, ti.run_id, _map_index(ti), inputs)
 
     # -- execute -----------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:

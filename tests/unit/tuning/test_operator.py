@@ -74,6 +74,16 @@ def dataset(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
+def versions(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, str], str | None]:
+    """ETags of the dataset objects, as object_version would read them (no network)."""
+    state: dict[tuple[str, str], str | None] = {}
+    monkeypatch.setattr(
+        _object_storage, "object_version", lambda conn_id, bucket, key: state.get((bucket, key), '"etag-1"')
+    )
+    return state
+
+
+@pytest.fixture(autouse=True)
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The non-deferrable wait on a virtual clock: records pauses instead of sleeping."""
     clock = Clock()
@@ -109,9 +119,10 @@ def context_for(service: FakeService, **ti: Any) -> Any:
     return make_context(FakeTI(journal=service.calls, **ti))
 
 
-def name_for(ti: FakeTI | None = None) -> str:
-    ti = ti or FakeTI()
-    return tuning_task_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
+def name_for(ti: FakeTI | None = None, op: ClovaStudioTuningOperator | None = None) -> str:
+    """The name the (default) operator derives for ``ti``: task instance plus inputs."""
+    op = op or operator(FakeService())
+    return op._name(make_context(ti or FakeTI()))
 
 
 # -- the deterministic name -----------------------------------------------------------------
@@ -133,6 +144,19 @@ def test_name_is_stable_across_tries_and_distinct_per_map_index_and_run(service:
     }
     assert len(names) == 7
     assert first.startswith("clova_dag.tune.")
+
+
+def test_name_changes_with_the_inputs_so_a_cleared_task_trains_again(
+    service: FakeService, versions: dict[tuple[str, str], str | None]
+) -> None:
+    op = operator(service)
+    first = op._name(make_context(FakeTI(try_number=1)))
+    assert op._name(make_context(FakeTI(try_number=2))) == first  # same inputs: a retry reattaches
+    versions[(op.dataset_bucket, op.dataset_key)] = '"etag-2"'  # the dataset was fixed and re-uploaded
+    fixed = op._name(make_context(FakeTI(try_number=3)))
+    assert fixed != first
+    op.train_epochs = 3  # a parameter changed
+    assert op._name(make_context(FakeTI(try_number=4))) not in {first, fixed}
 
 
 def test_name_stays_short_for_long_ids() -> None:

@@ -259,13 +259,14 @@ async def test_on_kill_leaves_the_remote_task_alone_otherwise(api: respx.MockRou
 
 
 async def test_a_trigger_made_by_the_operator_carries_no_secret_and_still_works(
-    api: respx.MockRouter, sleeps: list[float], no_sync_client: SyncGuard
+    api: respx.MockRouter, sleeps: list[float], no_sync_client: SyncGuard, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The CLOVA connection has a secret key, the Object Storage one too: neither may reach the
     trigger's kwargs (they are stored in the metadata database), and the rebuilt trigger still
     authenticates from the connection id alone."""
     from importlib import import_module
 
+    from airflow_provider_clova.operators import _object_storage
     from airflow_provider_clova.operators.tuning import ClovaStudioTuningOperator
     from tests.unit.tuning.conftest import OBJ_CONN_ID, OBJ_SECRET_KEY, SECRET_KEY, TaskDeferred, make_context
 
@@ -273,6 +274,7 @@ async def test_a_trigger_made_by_the_operator_carries_no_secret_and_still_works(
         return_value=ok({"content": [], "totalPages": 0, "totalElements": 0, "size": 50, "number": 0})
     )
     create = api.post("/tuning/v2/tasks").mock(return_value=ok(task_json(TASK, "WAIT")))
+    monkeypatch.setattr(_object_storage, "object_version", lambda conn_id, bucket, key: '"etag"')
     get = api.get(TASK_PATH).mock(return_value=ok(succeeded_json(TASK)))
     op = ClovaStudioTuningOperator(
         task_id="tune",
