@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
-from airflow_provider_clova.client.config import APIGW_HOST, DEFAULT_HOST, config_from_connection
+from airflow_provider_clova.client.config import APIGW_HOST, config_from_connection
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 
 from .conftest import ACCESS_KEY, API_KEY, GATEWAY_KEY, SECRET_KEY, SECRETS
