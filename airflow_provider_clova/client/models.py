@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import enum
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,7 +178,7 @@ class TuningTask:
         if info.train_loss is not None:
             parts.append(f"loss {info.train_loss:.4f}")
         if info.eta_seconds is not None and not self.is_terminal:
-            parts.append(f"ETA {_human_duration(info.eta_seconds)}")
+            parts.append(f"ETA {human_duration(info.eta_seconds)}")
         if info.failure_reason:
             parts.append(f"failureReason {info.failure_reason}: {info.message or ''}".rstrip(": "))
         return ", ".join(parts)
@@ -187,8 +188,11 @@ class TuningTask:
         return dict(self.raw)
 
 
-def _human_duration(seconds: float) -> str:
-    seconds = int(seconds)
+def human_duration(seconds: float) -> str:
+    """``3725`` -> ``1h02m``: durations in log lines people read."""
+    if not math.isfinite(seconds):
+        return "unknown"
+    seconds = int(max(0, seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

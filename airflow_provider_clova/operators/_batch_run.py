@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_clova.client.models import human_duration
 from airflow_provider_clova.operators._batch_input import Row, RowError, read_chunks
 from airflow_provider_clova.operators._batch_store import ResultStore
 
@@ -126,19 +127,6 @@ def is_fatal(exc: BaseException) -> bool:
     from airflow_provider_clova.client.errors import ClovaStudioAuthError, ClovaStudioNotFoundError
 
     return isinstance(exc, (ClovaStudioAuthError, ClovaStudioNotFoundError))
-
-
-def human_duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "unknown"
-    seconds = int(max(0, seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 def number(value: float) -> str:
