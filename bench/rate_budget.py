@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import itertools
 import json
 import os
 import random
@@ -51,7 +49,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -160,8 +158,6 @@ class Outcome:
     client_429s: int = 0
     #: (wall time of the answer, tokens charged) per request, for the steady-state rate.
     done: list[tuple[float, int]] = field(default_factory=list)
-    #: Limiter clock time of every commit (in-process provider runs), for the diagnosis.
-    commits: list[float] = field(default_factory=list)
 
 
 async def _pump(requests: list[Request], send: Callable[[Request], Any], outcome: Outcome, concurrency: int) -> None:
@@ -195,35 +191,19 @@ async def run_provider(
         extra={"limits": limits, "rate_window_seconds": window},
     )
     config = replace(config, rate_share=share)
-    from airflow_provider_clova.client.limiter import RateLimiter
+    async with AsyncClovaStudioClient(config) as client:
+        # Warm up (connection, lazily imported modules) with a read that spends no budget:
+        # see "Cold start" in the module docstring.
+        await client.list_tuning_tasks_page(0, 1)
+        if start_at is not None:
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+        outcome = Outcome(started=time.time())
 
-    commits: list[float] = []
-    real_aacquire = RateLimiter.aacquire
+        async def send(request: Request) -> int:
+            result = await client.chat_completion(request.messages, model=mix.model, maxTokens=request.max_tokens)
+            return result.usage.prompt_tokens
 
-    async def recording(self: RateLimiter, cost: int) -> Any:
-        # Diagnosis only: note when the limiter let each request go.
-        reservation = await real_aacquire(self, cost)
-        commits.append(reservation.granted_at)
-        return reservation
-
-    RateLimiter.aacquire = recording  # type: ignore[method-assign]
-    try:
-        async with AsyncClovaStudioClient(config) as client:
-            # Warm up (connection, lazily imported modules) with a read that spends no budget:
-            # see "Cold start" in the module docstring.
-            await client.list_tuning_tasks_page(0, 1)
-            if start_at is not None:
-                await asyncio.sleep(max(0.0, start_at - time.time()))
-            outcome = Outcome(started=time.time())
-
-            async def send(request: Request) -> int:
-                result = await client.chat_completion(request.messages, model=mix.model, maxTokens=request.max_tokens)
-                return result.usage.prompt_tokens
-
-            await _pump(mix.requests, send, outcome, CONCURRENCY)
-    finally:
-        RateLimiter.aacquire = real_aacquire  # type: ignore[method-assign]
-    outcome.commits = commits
+        await _pump(mix.requests, send, outcome, CONCURRENCY)
     return outcome
 
 
@@ -367,84 +347,6 @@ def measure(emulator: Emulator, scenario: str, mix: Mix, run: Callable[[], Outco
     return row
 
 
-def diagnose_qpm(row: Row, window: float, margin: float) -> None:
-    """Why a QPM-bound run fell short: compare the limiter's commit spacing with its plan."""
-    commits = row.outcome.commits
-    gaps = [b - a for a, b in itertools.pairwise(commits)]
-    planned = (window + margin) / row.budget["qpm"]
-    mean = sum(gaps) / len(gaps)
-    late = mean - planned
-    print(
-        f"     why: the limiter committed {len(commits)} requests {1000 * mean:.2f} ms apart on average; its "
-        f"request pacer plans span/QPM = {window + margin:g}/{row.budget['qpm']} = {1000 * planned:.2f} ms. Each "
-        f"commit comes {1000 * late:.2f} ms late (timer wake-up and event-loop turn), and the zero-capacity "
-        f"pacer restarts from the late commit, so the lateness adds up: {late * len(gaps):.2f} s over the run, "
-        f"{row.ratio:.3f} instead of {window / (window + margin):.3f}."
-    )
-    print(
-        "     suggested fix (client/limiter.py, not this bench's file): let the request pacer carry up to "
-        f"{WHAT_IF_CREDIT} request of credit (drain _q_debt to -{WHAT_IF_CREDIT} instead of 0, like the token "
-        "pacer's slack), so a late commit does not push back every later one; the window check still "
-        "bounds every window."
-    )
-
-
-WHAT_IF_CREDIT = 0.5
-
-
-@contextlib.contextmanager
-def pacer_credit(credit: float) -> Iterator[bool]:
-    """What-if experiment: the limiter's pacing buckets may drain ``credit`` requests below zero.
-
-    Patches a private method of the current limiter for the length of one measurement, to
-    check the suggested fix with numbers; yields False (and changes nothing) if the limiter
-    no longer has the shape this patch expects.
-    """
-    from airflow_provider_clova.client.limiter import RateLimiter
-
-    original = getattr(RateLimiter, "_debts", None)
-    if original is None or not all(hasattr(RateLimiter, name) for name in ("_rates", "span_seconds")):
-        yield False
-        return
-
-    def debts(self: Any, now: float) -> tuple[float, float]:
-        rate_q, rate_t = self._rates(now)
-        elapsed = max(0.0, now - self._debt_at)
-        per_second_q, per_second_t = rate_q / self.span_seconds, rate_t / self.span_seconds
-        return (
-            max(-credit, self._q_debt - elapsed * per_second_q),
-            max(-credit * rate_t / rate_q, self._t_debt - elapsed * per_second_t),
-        )
-
-    RateLimiter._debts = debts  # type: ignore[method-assign]
-    try:
-        yield True
-    finally:
-        RateLimiter._debts = original  # type: ignore[method-assign]
-
-
-def what_if(emulator: Emulator, row: Row, limits: dict[str, Any], window: float) -> None:
-    """Re-run a QPM-bound scenario with the suggested pacer credit and print what it achieves."""
-    from airflow_provider_clova.client.limiter import clear_shared_limiters
-
-    clear_shared_limiters()
-    with pacer_credit(WHAT_IF_CREDIT) as applied:
-        if not applied:
-            print("     (what-if skipped: the limiter's internals changed)")
-            return
-        emulator.call("/_emulator/reset", "POST")
-        outcome = asyncio.run(run_provider(emulator.url, row.mix, limits, window))
-        stats = emulator.call("/_emulator/stats")
-    clear_shared_limiters()
-    check = Row(row.scenario, row.mix, outcome, stats, row.budget, window, True)
-    win = check.window_stats
-    print(
-        f"     what-if, measured now with that credit: {outcome.served} requests in {check.elapsed:.2f} s = "
-        f"{check.ratio:.3f} of the limit, {check.emulator_429s} x 429, most in one window "
-        f"{win['max_requests_in_window']}/{row.budget['qpm']}"
-    )
-
-
 def report(rows: list[Row], window: float, margin: float, emulator: Emulator, limits: dict[str, Any]) -> int:
     print()
     header = (
@@ -479,9 +381,6 @@ def report(rows: list[Row], window: float, margin: float, emulator: Emulator, li
             f"{'PASS' if ok else 'FAIL'} {row.scenario} {row.mix.name}: {row.ratio:.3f} >= {goal} of the limit, "
             f"{row.emulator_429s} x 429, window maxima {'over' if over else 'within'} the limit"
         )
-        if not ok and row.ratio < goal and row.mix.binding == "qpm" and len(row.outcome.commits) > 1:
-            diagnose_qpm(row, window, margin)
-            what_if(emulator, row, limits, window)
     naive = {row.mix.name: row for row in rows if not row.provider}
     for row in rows:
         if row.provider and "1 process" in row.scenario and row.mix.name in naive:
