@@ -60,6 +60,8 @@ class ClientConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: Console address of a tuning task, with ``{task_id}``; None uses the public console.
     console_url: str | None = None
+    #: Slots the CLOVA pools were created with (``extra.pool_slots``); None means the default.
+    pool_slots: int | None = None
 
     @property
     def chat_prefix(self) -> str:
@@ -159,6 +161,19 @@ def _base_url(host: str | None, schema: str | None, port: int | None, where: str
     return str(url).rstrip("/")
 
 
+def _pool_slots(extra: Mapping[str, Any], where: str) -> int | None:
+    value = extra.get("pool_slots")
+    if value in (None, ""):
+        return None
+    try:
+        slots = int(value)
+    except (TypeError, ValueError):
+        slots = 0
+    if isinstance(value, bool) or slots < 1 or (isinstance(value, float) and not value.is_integer()):
+        raise ClovaStudioConfigError(f"{where}: extra.pool_slots must be a whole number >= 1, got {value!r}")
+    return slots
+
+
 def resolve_auth_type(login: str | None, extra: Mapping[str, Any]) -> AuthType:
     """``extra.auth_type`` if given; else signature v2 when a login (access key) is set, else Bearer."""
     auth_type = extra.get("auth_type")
@@ -239,4 +254,5 @@ def config_from_connection(
         rate_window_seconds=_positive(extras, "rate_window_seconds", 60.0),
         retry=retry,
         console_url=str(extras["console_url"]) if extras.get("console_url") else None,
+        pool_slots=_pool_slots(extras, where),
     )

@@ -83,6 +83,17 @@ class ClovaStudioHook(BaseHook):
         """The validated client settings; a bad connection raises naming the field."""
         return self._config_from(self.get_connection(self.clova_conn_id))
 
+    def with_rate_share(self, rate_share: float) -> ClovaStudioHook:
+        """A hook on the same connection whose calls spend ``rate_share`` of each budget.
+
+        Reuses this hook's validated settings, so the connection is not read again.
+        """
+        from dataclasses import replace
+
+        other = type(self)(self.clova_conn_id, rate_share=rate_share)
+        other.__dict__["config"] = replace(self.config, rate_share=rate_share)
+        return other
+
     def get_conn(self) -> ClovaStudioClient:
         """The configured sync client (one per hook, pooled connections)."""
         return self._client

@@ -79,15 +79,12 @@ def pool_rate_share(operator: Any, model: str, hook: ClovaStudioHook) -> float:
     pool = getattr(operator, "pool", None)
     if not pool or pool != pool_name(model, config.app_type):
         return 1.0
-    from airflow_provider_clova.hooks.clova_studio import _extra_dict
-
-    slots = _extra_dict(hook.get_connection(hook.clova_conn_id)).get("pool_slots")
     return share_for_pool(
         model,
         config.app_type,
         int(getattr(operator, "pool_slots", 1) or 1),
         config.limits,
-        slots=int(slots) if slots is not None else None,
+        slots=config.pool_slots,
     )
 
 
@@ -106,7 +103,7 @@ def shared_hook(operator: Any, conn_id: str, model: str, hook: ClovaStudioHook |
         100 * share,
         model,
     )
-    return ClovaStudioHook(conn_id, rate_share=share)
+    return probe.with_rate_share(share)
 
 
 def resolve_base_model(hook: ClovaStudioHook, model: str | None, tuning_task_id: str | None) -> str:

@@ -165,6 +165,18 @@ def test_other_conn_id_and_rate_share(monkeypatch: pytest.MonkeyPatch) -> None:
         ClovaStudioHook(rate_share=1.5)
 
 
+def test_with_rate_share_reuses_the_settings_without_reading_the_connection_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_conn(monkeypatch, password=API_KEY, extra={"pool_slots": 8})
+    hook = ClovaStudioHook()
+    assert hook.config.pool_slots == 8
+    monkeypatch.delenv(ENV)  # a second read of the connection would now fail
+    quarter = hook.with_rate_share(0.25)
+    assert quarter.config.rate_share == 0.25 and hook.config.rate_share == 1.0
+    assert quarter.config.account_id == hook.config.account_id and quarter.config.pool_slots == 8
+
+
 # -- missing or contradictory fields ---------------------------------------------------------
 
 
@@ -179,6 +191,8 @@ def test_other_conn_id_and_rate_share(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"password": API_KEY, "extra": "this is not json"}, "extra is not valid JSON"),
         ({"password": API_KEY, "extra": {"auth_type": "sigv4"}}, "extra.auth_type"),
         ({"password": API_KEY, "extra": {"extra__clova_studio__app_type": "prod"}}, "extra.app_type"),
+        ({"password": API_KEY, "extra": {"pool_slots": 0}}, "extra.pool_slots"),
+        ({"password": API_KEY, "extra": {"pool_slots": "many"}}, "extra.pool_slots"),
     ],
 )
 def test_bad_connection_fails_naming_the_field(
