@@ -38,6 +38,19 @@ def mask_secret(value: Any) -> None:
         _mask_secret(value)
 
 
+async def amask_secret(value: Any) -> None:
+    """``mask_secret`` for the event loop: on Airflow 3 it tells the supervisor with ``asend``,
+    so a trigger never blocks (or deadlocks) the triggerer's loop on a sync message."""
+    if not value:
+        return
+    if AIRFLOW_V_3:
+        from airflow.sdk.log import amask_secret as _amask
+
+        await _amask(value)
+    else:
+        _mask_secret(value)
+
+
 async def aget_connection(conn_id: str) -> Any:
     """Fetch a connection without blocking the event loop (``aget_connection`` on Airflow 3)."""
     if AIRFLOW_V_3:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clova._compat import BaseHook, aget_connection, mask_secret
+from airflow_provider_clova._compat import BaseHook, aget_connection, amask_secret, mask_secret
 
 if TYPE_CHECKING:
     from airflow_provider_clova.client.calls import TuningDataset
@@ -59,14 +59,28 @@ class ClovaStudioHook(BaseHook):
         self.rate_share = rate_share
 
     # -- connection --------------------------------------------------------------------
+    @staticmethod
+    def _secrets_of(conn: Any) -> list[Any]:
+        """The values to register with the log masker: the password and the gateway key.
+
+        The password comes first and never depends on the extra parsing, so it is masked even
+        when the rest of the connection is invalid.
+        """
+        from airflow_provider_clova.client.errors import ClovaStudioConfigError
+
+        try:
+            gateway_key = _extra_dict(conn).get("apigw_api_key")
+        except ClovaStudioConfigError:
+            gateway_key = None
+        return [conn.password, gateway_key]
+
     def _config_from(self, conn: Any) -> ClientConfig:
+        """Validated settings; the caller has registered the connection's secrets first."""
         from dataclasses import replace
 
         from airflow_provider_clova.client.config import config_from_connection
 
         extra = _extra_dict(conn)
-        mask_secret(conn.password)
-        mask_secret(extra.get("apigw_api_key"))
         config = config_from_connection(
             host=conn.host,
             login=conn.login,
@@ -81,7 +95,10 @@ class ClovaStudioHook(BaseHook):
     @cached_property
     def config(self) -> ClientConfig:
         """The validated client settings; a bad connection raises naming the field."""
-        return self._config_from(self.get_connection(self.clova_conn_id))
+        conn = self.get_connection(self.clova_conn_id)
+        for secret in self._secrets_of(conn):
+            mask_secret(secret)
+        return self._config_from(conn)
 
     def with_rate_share(self, rate_share: float) -> ClovaStudioHook:
         """A hook on the same connection whose calls spend ``rate_share`` of each budget.
@@ -112,6 +129,8 @@ class ClovaStudioHook(BaseHook):
         from airflow_provider_clova.client.client import AsyncClovaStudioClient
 
         conn = await aget_connection(self.clova_conn_id)
+        for secret in self._secrets_of(conn):
+            await amask_secret(secret)
         return AsyncClovaStudioClient(self._config_from(conn))
 
     def close(self) -> None:

@@ -212,11 +212,31 @@ def test_bad_connection_fails_naming_the_field(
 # -- masking -----------------------------------------------------------------------------------
 
 
-def test_password_registered_with_the_masker(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Built from a plain object so only the hook (not Airflow's connection loading) can
-    # have registered these values.
-    password = "nv-only-the-hook-knows-this-5f6e7d8c"
-    gateway = "apigw-only-the-hook-knows-this-1a2b3c"
+def _serve_connection(monkeypatch: pytest.MonkeyPatch, conn: Any) -> None:
+    """Both connection lookups of the hook answer ``conn`` (a plain object, so only the hook,
+    not Airflow's connection loading, can have registered its secrets with the masker)."""
+    from airflow_provider_clova.hooks import clova_studio
+
+    async def aget(conn_id: str) -> Any:
+        return conn
+
+    monkeypatch.setattr(ClovaStudioHook, "get_connection", classmethod(lambda cls, conn_id: conn))
+    monkeypatch.setattr(clova_studio, "aget_connection", aget)
+
+
+async def _build(path: str) -> None:
+    """Read the connection the way the sync path (operators) or the async path (triggers) does."""
+    if path == "sync":
+        ClovaStudioHook().config  # noqa: B018
+    else:
+        client = await ClovaStudioHook().aget_async_conn()
+        await client.aclose()
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+async def test_password_registered_with_the_masker(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    password = f"nv-only-the-hook-knows-this-5f6e7d8c-{path}"
+    gateway = f"apigw-only-the-hook-knows-this-1a2b3c-{path}"
     conn = types.SimpleNamespace(
         host=HOST,
         login=None,
@@ -225,7 +245,8 @@ def test_password_registered_with_the_masker(monkeypatch: pytest.MonkeyPatch) ->
         schema=None,
         port=None,
     )
-    ClovaStudioHook()._config_from(conn)
+    _serve_connection(monkeypatch, conn)
+    await _build(path)
     line = f"calling with key={password} and gateway {gateway}"
     redacted = redact(line)
     assert password not in redacted
@@ -233,13 +254,16 @@ def test_password_registered_with_the_masker(monkeypatch: pytest.MonkeyPatch) ->
     assert "***" in redacted
 
 
-def test_password_masked_even_when_the_connection_is_invalid() -> None:
-    password = "nv-masked-before-validation-77aa88bb"
-    conn = types.SimpleNamespace(
-        host=HOST, login=None, password=password, extra='{"app_type": "nope"}', schema=None, port=None
-    )
+@pytest.mark.parametrize("path", ["sync", "async"])
+@pytest.mark.parametrize("extra", ['{"app_type": "nope"}', "not json at all"])
+async def test_password_masked_even_when_the_connection_is_invalid(
+    monkeypatch: pytest.MonkeyPatch, path: str, extra: str
+) -> None:
+    password = f"nv-masked-before-validation-77aa88bb-{path}-{len(extra)}"
+    conn = types.SimpleNamespace(host=HOST, login=None, password=password, extra=extra, schema=None, port=None)
+    _serve_connection(monkeypatch, conn)
     with pytest.raises(ClovaStudioConfigError):
-        ClovaStudioHook()._config_from(conn)
+        await _build(path)
     assert password not in redact(f"x {password} y")
 
 
