@@ -70,3 +70,13 @@ def moto_server() -> Iterator[MotoServer]:
     server = start_moto_server()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def moto_bucket(moto_server: MotoServer) -> str:
+    """A new, empty bucket on the session's moto server, so tests never see each other's objects."""
+    import uuid
+
+    name = f"clova-{uuid.uuid4().hex[:12]}"
+    moto_server.s3_client().create_bucket(Bucket=name)
+    return name

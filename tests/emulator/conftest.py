@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +18,6 @@ import httpx
 import pytest
 
 from airflow_provider_clova.testing.emulator import Account, EmulatorConfig, ServerThread, default_account
-from airflow_provider_clova.testing.pytest_plugin import MotoServer
 
 FAST = 0.001  # --time-scale for tests: WAIT 0.03 s, a training step 2 ms
 
@@ -125,11 +123,9 @@ def api(shared_api: Api) -> Api:
 
 
 @pytest.fixture
-def bucket(moto_server: MotoServer) -> str:
+def bucket(moto_bucket: str) -> str:
     """A fresh bucket on the session's moto server."""
-    name = f"ds-{uuid.uuid4().hex[:12]}"
-    moto_server.s3_client().create_bucket(Bucket=name)
-    return name
+    return moto_bucket
 
 
 def rows(count: int = 120, *, prefix: str = "question") -> list[dict[str, Any]]:

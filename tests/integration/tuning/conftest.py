@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
@@ -47,10 +46,8 @@ def emulator(tuning_emulator: ClovaEmulator) -> ClovaEmulator:
 
 
 @pytest.fixture
-def bucket(moto_server: MotoServer) -> str:
-    name = f"tune-{uuid.uuid4().hex[:12]}"
-    moto_server.s3_client().create_bucket(Bucket=name)
-    return name
+def bucket(moto_bucket: str) -> str:
+    return moto_bucket
 
 
 @pytest.fixture
