@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from importlib import import_module
 from typing import Any
 
@@ -246,6 +247,6 @@ def test_sensor_pokes_until_the_task_succeeds(emulator: ClovaEmulator, bucket: s
         done = sensor.poke(ctx)
         if done:
             break
-        asyncio.run(asyncio.sleep(POLL))
+        time.sleep(POLL)  # the poke_interval Airflow would wait between pokes
     assert done and done.xcom_value["status"] == "SUCCEEDED"
     assert done.xcom_value["task_id"] == result["task_id"]
