@@ -126,16 +126,16 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
     # -- execute -----------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
-        from airflow_provider_clova.operators.chat import resolve_base_model, shared_hook
+        from airflow_provider_clova.operators.chat import shared_hook
 
         started = time.monotonic()
-        task_id = str(self.tuning_task_id) if self.tuning_task_id else None
+        tuning_task_id = str(self.tuning_task_id) if self.tuning_task_id else None
         probe = hook = ClovaStudioHook(self.clova_conn_id)
         try:
-            model = resolve_base_model(probe, self.model, task_id)
+            model = probe.base_model(self.model, tuning_task_id)
             defaults = self._defaults(model)
             hook = shared_hook(self, self.clova_conn_id, model, probe)
-            return self._execute(hook, model, task_id, defaults, started)
+            return self._execute(hook, model, tuning_task_id, defaults, started)
         finally:
             probe.close()
             if hook is not probe:
@@ -153,7 +153,7 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
         return defaults
 
     def _execute(
-        self, hook: ClovaStudioHook, model: str, task_id: str | None, defaults: dict[str, Any], started: float
+        self, hook: ClovaStudioHook, model: str, tuning_task_id: str | None, defaults: dict[str, Any], started: float
     ) -> dict[str, Any]:
         from functools import partial
 
@@ -162,8 +162,8 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
         from airflow_provider_clova.operators._batch_run import number
         from airflow_provider_clova.operators._batch_store import as_input, store_for
 
-        settings = self._settings(hook, model, task_id)
-        parse = partial(parse_line, defaults=defaults, validate=self._validator(hook, model, task_id))
+        settings = self._settings(hook, model, tuning_task_id)
+        parse = partial(parse_line, defaults=defaults, validate=self._validator(hook, model, tuning_task_id))
         source = as_input(self.input_path)
         index = build_index(iter_lines(source), parse)
         store = store_for(self.output_path, work_dir=self.work_dir)
@@ -183,7 +183,7 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
                 len(index.errors),
                 len(done),
                 stats.to_send,
-                model + (f" tuned task {task_id}" if task_id else ""),
+                model + (f" tuned task {tuning_task_id}" if tuning_task_id else ""),
                 model_info(model).api,
                 self.max_concurrency,
                 number(settings.qpm),
@@ -208,7 +208,7 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
         return summary
 
     # -- pieces ------------------------------------------------------------------------
-    def _settings(self, hook: ClovaStudioHook, model: str, task_id: str | None) -> RunSettings:
+    def _settings(self, hook: ClovaStudioHook, model: str, tuning_task_id: str | None) -> RunSettings:
         from airflow_provider_clova.client.limits import lookup_budget
         from airflow_provider_clova.operators._batch_run import RunSettings, Threshold
 
@@ -217,7 +217,7 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
         per_minute = 60.0 / config.rate_window_seconds
         return RunSettings(
             model=model,
-            tuning_task_id=task_id,
+            tuning_task_id=tuning_task_id,
             concurrency=self.max_concurrency,
             threshold=Threshold(self.max_failed_rows, self.max_failed_fraction),
             progress_interval=self.progress_interval,
@@ -226,7 +226,7 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
             tpm=round(budget.tpm * hook.rate_share * per_minute),
         )
 
-    def _validator(self, hook: ClovaStudioHook, model: str, task_id: str | None) -> Any:
+    def _validator(self, hook: ClovaStudioHook, model: str, tuning_task_id: str | None) -> Any:
         """(messages, parameters) -> (cost, reserved output tokens); raises naming what is wrong."""
         from airflow_provider_clova.client import calls
         from airflow_provider_clova.client.errors import ClovaStudioBudgetError
@@ -236,7 +236,7 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
         ceiling = math.floor(lookup_budget(model, config.app_type, config.limits).tpm * hook.rate_share + 1e-9)
 
         def validate(messages: list[dict[str, Any]], parameters: dict[str, Any]) -> tuple[int, int]:
-            call = calls.chat_completion(messages, model=model, task_id=task_id, params=parameters, prefix="")
+            call = calls.chat_completion(messages, model=model, task_id=tuning_task_id, params=parameters, prefix="")
             if call.estimated_cost > ceiling:
                 raise ClovaStudioBudgetError(
                     f"this request costs about {call.estimated_cost} tokens (input + maxTokens), more than the "

@@ -106,22 +106,6 @@ def shared_hook(operator: Any, conn_id: str, model: str, hook: ClovaStudioHook |
     return probe.with_rate_share(share)
 
 
-def resolve_base_model(hook: ClovaStudioHook, model: str | None, tuning_task_id: str | None) -> str:
-    """The model whose API generation and budget a call uses; a tuned task is looked up once."""
-    from airflow_provider_clova.client.errors import ClovaStudioConfigError
-
-    if model:
-        return str(model)
-    if not tuning_task_id:
-        raise ClovaStudioConfigError("chat: give model= (a base model) or tuning_task_id= (a tuned task)")
-    task = hook.get_tuning_task(str(tuning_task_id))
-    if not task.model:
-        raise ClovaStudioConfigError(
-            f"tuning task {tuning_task_id} reports no base model; pass model= naming the model it was tuned from"
-        )
-    return task.model
-
-
 class ClovaStudioChatCompletionOperator(BaseOperator):
     """Ask a CLOVA Studio model (base or tuned) for one chat completion.
 
@@ -195,28 +179,28 @@ class ClovaStudioChatCompletionOperator(BaseOperator):
 
         messages = self.request_messages()
         parameters = coerce_parameters(self.parameters, where=self._where())
-        task_id = str(self.tuning_task_id) if self.tuning_task_id else None
+        tuning_task_id = str(self.tuning_task_id) if self.tuning_task_id else None
 
         def check(model: str) -> calls.Call:
             # Pure: validates messages and every parameter for the model's API (v1 or v3).
-            return calls.chat_completion(messages, model=model, task_id=task_id, params=parameters, prefix="")
+            return calls.chat_completion(messages, model=model, task_id=tuning_task_id, params=parameters, prefix="")
 
         if self.model:
             check(str(self.model))  # fail before the connection is even read
         probe = hook = ClovaStudioHook(self.clova_conn_id)
         try:
-            model = resolve_base_model(probe, self.model, task_id)
+            model = probe.base_model(self.model, tuning_task_id)
             call = check(model)
             hook = shared_hook(self, self.clova_conn_id, model, probe)
             self.log.info(
                 "chat with %s%s via %s (%d message(s), up to %d output tokens)",
                 model,
-                f" (tuned task {task_id})" if task_id else "",
+                f" (tuned task {tuning_task_id})" if tuning_task_id else "",
                 call.route,
                 len(messages),
                 call.reserved_output_tokens,
             )
-            result = hook.chat_completion(messages, model=model, task_id=task_id, **parameters)
+            result = hook.chat_completion(messages, model=model, task_id=tuning_task_id, **parameters)
         finally:
             probe.close()
             if hook is not probe:
@@ -233,5 +217,5 @@ class ClovaStudioChatCompletionOperator(BaseOperator):
             "finish_reason": result.finish_reason,
             "usage": usage,
             "model": model,
-            "tuning_task_id": task_id,
+            "tuning_task_id": tuning_task_id,
         }
