@@ -19,14 +19,34 @@ client's shared QPM/TPM limiter, concurrent, with per-row errors and a failure t
 
 The seam for other row kinds
 ----------------------------
-What a row *is* lives in a :class:`~.run.RowKind` (a protocol): ``fields`` (what a line may
-carry besides ``id``), ``parse(item) -> Request`` (raise :class:`~.input.RowInputError` for a
-bad line; ``Request.cost`` is what the limiter will charge, checked against the budget up
-front) and ``async call(client, row) -> RowOutput`` (one call on the
-``AsyncClovaStudioClient``; ``RowOutput.fields`` go into the row's record after ``id``,
-``line`` and ``ok``, its token counts into the summary). An embedding or evaluation
-operator writes such a class and calls :func:`~.job.run_file` with it; resume, pacing,
-concurrency, the threshold and the output format come with it. A ``ClovaStudioError``
-raised by ``call`` fails that row as ``error.type = exc.kind`` (``retryable`` rows are sent
-again by the next try); any other exception stops the run with the journal kept.
+What a row *is* lives in a :class:`~.run.RowKind` (a protocol):
+
+* ``fields``: a class attribute, the fields a line may carry besides ``id``;
+* ``parse(item) -> payload``: everything checkable before sending (field types, parameter
+  ranges, that the request fits the task's token budget); raise
+  :class:`~.input.RowInputError` ``(type, message)`` for a bad line;
+* ``async call(client, row) -> RowOutput``: one call on the ``AsyncClovaStudioClient`` with
+  ``row.payload``; ``RowOutput.fields`` go into the row's record after ``id``, ``line`` and
+  ``ok``, its token counts into the summary.
+
+An embedding or evaluation operator writes such a class and calls :func:`~.job.run_file`
+with it; resume, pacing, concurrency, the threshold and the output format come with it::
+
+    @dataclass(frozen=True)
+    class TextRows:
+        model: str
+        fields: ClassVar[tuple[str, ...]] = ("text",)
+
+        def parse(self, item: dict[str, Any]) -> str:
+            if not isinstance(item.get("text"), str):
+                raise RowInputError("invalid_request", "text must be a string")
+            return item["text"]
+
+        async def call(self, client: AsyncClovaStudioClient, row: Row) -> RowOutput:
+            vector = ...  # await a call on client with row.payload
+            return RowOutput({"embedding": vector})
+
+A ``ClovaStudioError`` raised by ``call`` fails that row as ``error.type = exc.kind``
+(``retryable`` ones are sent again by the next try; ``fatal_for_batch`` ones stop the batch
+and are raised); any other exception stops the run with the journal kept.
 """

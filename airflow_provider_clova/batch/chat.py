@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_clova.batch.input import Request, Row, RowInputError
+from airflow_provider_clova.batch.input import Row, RowInputError
 from airflow_provider_clova.batch.run import RowOutput
 from airflow_provider_clova.client import calls
 from airflow_provider_clova.client.errors import ClovaStudioBudgetError, ClovaStudioConfigError
@@ -20,9 +20,9 @@ from airflow_provider_clova.client.errors import ClovaStudioBudgetError, ClovaSt
 if TYPE_CHECKING:
     from airflow_provider_clova.client.client import AsyncClovaStudioClient
 
-#: ``validate(messages, parameters) -> (cost, reserved output tokens)``; raises
+#: ``validate(messages, parameters) -> output tokens the request reserves``; raises
 #: ``ClovaStudioConfigError`` for a bad request, ``ClovaStudioBudgetError`` for one too big.
-Validator = Callable[[list[dict[str, Any]], dict[str, Any]], tuple[int, int]]
+Validator = Callable[[list[dict[str, Any]], dict[str, Any]], int]
 
 
 @dataclass(frozen=True)
@@ -31,19 +31,21 @@ class ChatRequest:
 
     messages: list[dict[str, Any]]
     parameters: dict[str, Any]
+    #: Output tokens the request reserves (its maxTokens, or the default): TPM charges them.
+    reserved_output_tokens: int
 
 
 def chat_validator(model: str, tuning_task_id: str | None, token_ceiling: int) -> Validator:
     """Check a request as the client would build it, and that it fits ``token_ceiling`` per window."""
 
-    def validate(messages: list[dict[str, Any]], parameters: dict[str, Any]) -> tuple[int, int]:
+    def validate(messages: list[dict[str, Any]], parameters: dict[str, Any]) -> int:
         call = calls.chat_completion(messages, model=model, task_id=tuning_task_id, params=parameters, prefix="")
         if call.estimated_cost > token_ceiling:
             raise ClovaStudioBudgetError(
                 f"this request costs about {call.estimated_cost} tokens (input + maxTokens), more than the "
                 f"{token_ceiling} tokens per window this task may spend; lower maxTokens or shorten the messages"
             )
-        return call.estimated_cost, call.reserved_output_tokens
+        return call.reserved_output_tokens
 
     return validate
 
@@ -60,7 +62,7 @@ class ChatRows:
 
     fields: ClassVar[tuple[str, ...]] = ("messages", "parameters")
 
-    def parse(self, item: dict[str, Any]) -> Request:
+    def parse(self, item: dict[str, Any]) -> ChatRequest:
         messages = item.get("messages")
         if not isinstance(messages, list) or not messages:
             raise RowInputError(
@@ -71,12 +73,12 @@ class ChatRows:
             raise RowInputError("invalid_parameter", "parameters must be an object")
         merged = {**self.defaults, **parameters}
         try:
-            cost, reserved = self.validate(messages, merged)
+            reserved = self.validate(messages, merged)
         except ClovaStudioConfigError as exc:
             raise RowInputError("invalid_parameter", str(exc)) from None
         except ClovaStudioBudgetError as exc:
             raise RowInputError("budget", str(exc)) from None
-        return Request(ChatRequest(messages, merged), cost, reserved)
+        return ChatRequest(messages, merged, reserved)
 
     async def call(self, client: AsyncClovaStudioClient, row: Row) -> RowOutput:
         request: ChatRequest = row.payload
@@ -88,5 +90,5 @@ class ChatRows:
             {"content": result.content, "finish_reason": result.finish_reason, "usage": usage.to_dict()},
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
-            charged_tokens=usage.prompt_tokens + row.reserved_output_tokens,
+            charged_tokens=usage.prompt_tokens + request.reserved_output_tokens,
         )

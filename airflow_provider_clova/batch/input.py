@@ -47,12 +47,8 @@ class Row:
 
     line: int
     id: Any
-    #: What the row kind's ``parse`` made of the line (see :class:`Request`).
+    #: What the row kind's ``parse`` made of the line (for chat: a ``ChatRequest``).
     payload: Any
-    #: Input tokens (estimated) + maxTokens: what the request is charged against TPM.
-    cost: int = 0
-    #: Output tokens the request reserves (its maxTokens, or the default).
-    reserved_output_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,26 +106,18 @@ class RowInputError(Exception):
         super().__init__(message)
 
 
-@dataclass(frozen=True)
-class Request:
-    """What a :class:`RowKind` makes of a line's fields: the request and its budget cost."""
-
-    #: The row kind's own request (for chat: messages and merged parameters).
-    payload: Any
-    #: Input tokens (estimated) + maxTokens: what the request is charged against TPM.
-    cost: int = 0
-    #: Output tokens the request reserves (its maxTokens, or the default).
-    reserved_output_tokens: int = 0
-
-
 class RowParser(Protocol):
     """The input half of a :class:`~airflow_provider_clova.batch.RowKind`."""
 
     #: The fields a line may carry besides ``id``; any other field is an input error.
     fields: ClassVar[tuple[str, ...]]
 
-    def parse(self, item: dict[str, Any]) -> Request:
-        """The request of one line's object; raises :class:`RowInputError` naming the problem."""
+    def parse(self, item: dict[str, Any]) -> Any:
+        """The payload of a row (what ``call`` sends) from one line's object.
+
+        Checks everything that can be checked without sending (fields, parameter ranges, that
+        the request fits the budget); raises :class:`RowInputError` naming the problem.
+        """
         ...
 
 
@@ -161,10 +149,10 @@ def parse_line(number: int, raw: bytes, rows: RowParser) -> Row | BadRow:
         expected = ", ".join(("id", *rows.fields))
         return bad("invalid_request", f"unknown field(s) {', '.join(unknown)}; expected {expected}")
     try:
-        request = rows.parse(item)
+        payload = rows.parse(item)
     except RowInputError as exc:
         return bad(exc.type, exc.message)
-    return Row(number, row_id, request.payload, request.cost, request.reserved_output_tokens)
+    return Row(number, row_id, payload)
 
 
 def build_index(lines: Iterator[tuple[int, bytes]], rows: RowParser) -> InputIndex:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from airflow_provider_clova.batch.input import Request, Row, RowInputError
+from airflow_provider_clova.batch.input import Row, RowInputError
 from airflow_provider_clova.batch.job import run_file
 from airflow_provider_clova.batch.run import RowOutput, RunSettings, Threshold
 from airflow_provider_clova.batch.store import LocalResultStore
@@ -35,11 +35,11 @@ class Texts:
 
     fields: ClassVar[tuple[str, ...]] = ("text",)
 
-    def parse(self, item: dict[str, Any]) -> Request:
+    def parse(self, item: dict[str, Any]) -> str:
         text = item.get("text")
         if not isinstance(text, str) or not text:
             raise RowInputError("invalid_request", "text must be a non-empty string")
-        return Request(text, cost=len(text), reserved_output_tokens=0)
+        return text
 
     async def call(self, client: Any, row: Row) -> RowOutput:
         assert client == "the async client"

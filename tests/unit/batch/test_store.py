@@ -20,8 +20,8 @@ from airflow_provider_clova.batch.store import (
 from tests.unit.batch._doubles import remote, request
 
 
-def no_check(messages: list[dict[str, Any]], parameters: dict[str, Any]) -> tuple[int, int]:
-    return 1, 0
+def no_check(messages: list[dict[str, Any]], parameters: dict[str, Any]) -> int:
+    return 0
 
 
 def index_of(path: Path) -> Any:
