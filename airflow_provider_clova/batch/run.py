@@ -87,6 +87,9 @@ class Threshold:
 
 @dataclass(frozen=True)
 class RunSettings:
+    """How one run sends: workers, when to give up, how often to report and checkpoint."""
+
+    #: Requests in flight at once (the limiter decides when each goes).
     concurrency: int
     threshold: Threshold
     progress_interval: float
