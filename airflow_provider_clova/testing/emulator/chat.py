@@ -227,7 +227,7 @@ def reply(request: ChatRequest, *, target: str, model: str, answers: Mapping[str
     if content is None:
         content = _generated(rng, model)
     thinking, budget = None, request.max_tokens
-    if request.effort is not None:
+    if request.effort is not None and THINKING_TOKENS[request.effort] > 0:
         thinking, _ = truncate(
             "Thinking: " + _generated(rng, model), min(THINKING_TOKENS[request.effort], request.max_tokens // 2)
         )
@@ -238,7 +238,7 @@ def reply(request: ChatRequest, *, target: str, model: str, answers: Mapping[str
         content, finish = content[: min(content.index(s) for s in stops)], "stop_sequence"
     content, cut = truncate(content, budget)
     output = count_text(content) + (count_text(thinking) if thinking else 0)
-    return Reply(content, output, "length" if cut else finish, seed, thinking if request.effort else None)
+    return Reply(content, output, "length" if cut else finish, seed, thinking)
 
 
 AI_FILTER = (("curse", "insult"), ("curse", "discrimination"), ("unsafeContents", "sexualHarassment"))
