@@ -108,7 +108,13 @@ def test_clova_emulator_fixture(clova_emulator: ClovaEmulator) -> None:
     )
     clova_emulator.reset()
     assert clova_emulator.stats()["requests_total"] == 0
+    # Bearer by default: the API key works on every API; IAM keys only on the tuning API.
     assert json.loads(clova_emulator.conn_json()) == {
+        "conn_type": "clova_studio",
+        "host": clova_emulator.url,
+        "password": "KEY",
+    }
+    assert json.loads(clova_emulator.conn_json("apigw_v2")) == {
         "conn_type": "clova_studio",
         "host": clova_emulator.url,
         "login": "AK",
@@ -116,7 +122,7 @@ def test_clova_emulator_fixture(clova_emulator: ClovaEmulator) -> None:
     }
     env = clova_emulator.env(rate_window_seconds=5)
     assert json.loads(env["AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT"])["extra"] == {"rate_window_seconds": 5}
-    assert "SK" not in repr(clova_emulator).replace("AK", "")
+    assert "SK" not in repr(clova_emulator).replace("AK", "") and "KEY" not in repr(clova_emulator)
 
 
 def test_fixture_is_reset_between_tests(clova_emulator: ClovaEmulator) -> None:
@@ -128,8 +134,10 @@ def test_fixture_is_reset_between_tests(clova_emulator: ClovaEmulator) -> None:
 def test_connection_uri_parses_in_airflow(clova_emulator: ClovaEmulator) -> None:
     from airflow.models.connection import Connection
 
-    conn = Connection(conn_id="clova", uri=clova_emulator.connection_uri(app_type="test"))
+    conn = Connection(conn_id="clova", uri=clova_emulator.connection_uri("apigw_v2", app_type="test"))
     assert (conn.conn_type, conn.host, conn.login, conn.password) == ("clova_studio", clova_emulator.url, "AK", "SK")
+    bearer = Connection(conn_id="clova", uri=clova_emulator.connection_uri())
+    assert (bearer.login, bearer.password) in (("", "KEY"), (None, "KEY"))
     assert conn.port is None and conn.extra_dejson == {"app_type": "test"}
 
 
