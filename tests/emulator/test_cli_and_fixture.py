@@ -81,6 +81,7 @@ def test_command_line(tmp_path: Path) -> None:
         (["--limits", '{"HCX-005": {"qpm": "x"}}'], "qpm"),
         (["--faults", '{"routes": {"chat.v9": {}}}'], "unknown route"),
         (["--accounts", "/nonexistent.json"], "--accounts"),
+        (["--tunable-models", "HCX-003,HCX-999"], "--tunable-models"),
     ],
 )
 def test_command_line_rejects_bad_flags(flags: list[str], message: str) -> None:
@@ -187,3 +188,18 @@ def test_ready_line_means_ready(clova_emulator_factory: Callable[..., ClovaEmula
     emulator.stop()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{emulator.url}/_emulator/stats")
+
+
+def test_documented_command_runs_as_written() -> None:
+    """The start command in docs/emulator.md parses into a valid configuration, file-free."""
+    import shlex
+
+    from airflow_provider_clova.testing.emulator.cli import build_parser, config_from_args
+
+    doc = (Path(__file__).parents[2] / "docs" / "emulator.md").read_text("utf-8")
+    block = doc.split("### Start it", 1)[1].split("\n\n", 2)[1]
+    argv = shlex.split(block.replace("\\\n", " "))
+    assert argv[:3] == ["python", "-m", MODULE]
+    config = config_from_args(build_parser().parse_args(argv[3:]))
+    assert config.limits == {"HCX-003": {"qpm": 60, "tpm": 10000}}
+    assert config.tunable_models == ("HCX-003",) and config.rate_window_seconds == 60.0
