@@ -7,14 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from airflow_provider_clova.testing.emulator.embedding import embed_text
+from airflow_provider_clova.testing.emulator.embedding import cosine, embed_text
 from tests.emulator.conftest import Api
 
 pytestmark = pytest.mark.integration
-
-
-def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b))
 
 
 PAIRS = [

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import openai
 import pytest
 
-from airflow_provider_clova.testing.emulator.embedding import embed_text
+from airflow_provider_clova.testing.emulator.embedding import cosine, embed_text
 from airflow_provider_clova.testing.servers import ClovaEmulator
 
 pytestmark = pytest.mark.integration
@@ -22,10 +22,6 @@ QUESTION = "Tell me about Seoul in one sentence."
 
 def sdk(emulator: ClovaEmulator, **kwargs: object) -> openai.OpenAI:
     return openai.OpenAI(api_key=emulator.api_key, base_url=f"{emulator.url}/v1/openai", max_retries=0, **kwargs)  # type: ignore[arg-type]
-
-
-def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b))
 
 
 def test_openai_sdk_chat_and_usage(clova_emulator: ClovaEmulator) -> None:
@@ -84,9 +80,7 @@ def test_openai_sdk_rate_limit_error(clova_emulator_factory: Callable[..., Clova
     assert (window["served"], window["refused"]) == (1, 1)
 
 
-def test_langchain_naver_chat_from_environment(
-    clova_emulator: ClovaEmulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_langchain_naver_chat_from_environment(clova_emulator: ClovaEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     from langchain_naver import ChatClovaX
 
     # ChatClovaX reads its key and base URL from these variables (or api_key= / base_url=).

@@ -65,3 +65,9 @@ def embed_text(text: str, dimensions: int = DIMENSIONS) -> list[float]:
         vector[_slot(text, dimensions)[0]] = 1.0
         return vector
     return [v / norm for v in vector]
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    """Cosine similarity of two vectors of the same length (their dot product, for unit vectors)."""
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b, strict=True)) / norm if norm else 0.0
