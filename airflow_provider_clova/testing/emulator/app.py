@@ -42,7 +42,7 @@ from airflow_provider_clova.testing.emulator.auth import (
 )
 from airflow_provider_clova.testing.emulator.config import AppType, EmulatorConfig, EmulatorConfigError
 from airflow_provider_clova.testing.emulator.embedding import embed_text
-from airflow_provider_clova.testing.emulator.envelope import ApiError, error_response, json_response, ok
+from airflow_provider_clova.testing.emulator.envelope import ApiError, bad_param, error_response, json_response, ok
 from airflow_provider_clova.testing.emulator.faults import (
     ABORT_SCOPE_KEY,
     DroppedConnection,
@@ -89,6 +89,13 @@ class Call:
             return json.loads(self.body or b"null")
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise ApiError(400, "40000", "Invalid request: the body is not valid JSON") from None
+
+    def json_object(self) -> Mapping[str, Any]:
+        """The body, which must be a JSON object (400 ``40000`` otherwise)."""
+        body = self.json()
+        if not isinstance(body, Mapping):
+            raise ApiError(400, "40000", "Invalid request: the body must be a JSON object")
+        return body
 
     def param(self, name: str) -> str:
         return str(self.request.path_params[name])
@@ -315,24 +322,19 @@ class Emulator:
         return await self._embedding(call, EMBEDDING_V2)
 
     async def _embedding(self, call: Call, model: str) -> Response:
-        body = call.json()
-        if not isinstance(body, Mapping):
-            raise ApiError(400, "40000", "Invalid request: the body must be a JSON object")
-        text = body.get("text")
+        text = call.json_object().get("text")
         if not isinstance(text, str):
-            raise ApiError(400, "40001", "Invalid parameter: text is required: the text to embed, as a string")
+            raise bad_param("text", "is required: the text to embed, as a string")
         vector, tokens = self._embed(call, model, text)
         return ok({"embedding": vector, "inputTokens": tokens})
 
     # -- OpenAI-compatible API -----------------------------------------------------------------
 
     async def openai_chat(self, call: Call) -> Response:
-        body = call.json()
-        if not isinstance(body, Mapping):
-            raise ApiError(400, "40000", "Invalid request: the body must be a JSON object")
+        body = call.json_object()
         name = body.get("model")
         if not isinstance(name, str):
-            raise ApiError(400, "40001", "Invalid parameter: model is required: a CLOVA Studio model name")
+            raise bad_param("model", "is required: a CLOVA Studio model name")
         try:
             info = model_info(name)
         except ClovaStudioConfigError:
@@ -351,7 +353,7 @@ class Emulator:
         return json_response(200, result)
 
     async def openai_embeddings(self, call: Call) -> Response:
-        model, text = openai_compat.embedding_input(call.json(), EMBEDDING_MODELS)
+        model, text = openai_compat.embedding_input(call.json_object(), EMBEDDING_MODELS)
         vector, tokens = self._embed(call, model, text)
         return json_response(200, openai_compat.embedding_result(model, vector, tokens))
 

@@ -127,10 +127,8 @@ def chat_result(
     }
 
 
-def embedding_input(body: object, models: Mapping[str, int]) -> tuple[str, str]:
+def embedding_input(body: Mapping[str, Any], models: Mapping[str, int]) -> tuple[str, str]:
     """(model, text) of an embeddings request; one string per request, floats of 1,024 dims."""
-    if not isinstance(body, Mapping):
-        raise ApiError(400, "40000", "Invalid request: the body must be a JSON object")
     _check_fields(body, EMBEDDING_FIELDS, "embedding")
     model = body.get("model")
     if model not in models:
