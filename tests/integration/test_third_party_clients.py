@@ -14,6 +14,7 @@ import pytest
 
 from airflow_provider_clova.testing.emulator.embedding import cosine, embed_text
 from airflow_provider_clova.testing.servers import ClovaEmulator
+from tests.integration.tuning.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +94,14 @@ def test_langchain_naver_chat_from_environment(clova_emulator: ClovaEmulator, mo
     assert usage is not None and 0 < usage["output_tokens"] <= 20
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
     assert clova_emulator.stats()["requests"]["openai.chat"] == {"200": 1}
+    # ChatClovaX tags each call with its request id, which the emulator logs (the log is written
+    # by a reader thread, so wait for the line rather than read once)
+    wait_for(
+        lambda: (
+            "/v1/openai/chat/completions -> 200 [openai.chat, account=default, request-id='lcnv-"
+            in clova_emulator.log_path.read_text("utf-8")
+        )
+    )
 
 
 async def test_langchain_naver_async_chat_on_a_v1_model(clova_emulator: ClovaEmulator) -> None:
