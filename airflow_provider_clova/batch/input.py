@@ -49,6 +49,8 @@ class Row:
     id: Any
     #: What the row kind's ``parse`` made of the line (for chat: a ``ChatRequest``).
     payload: Any
+    #: The payload's ``content_hash`` when it has one: a result counts only for the same content.
+    content_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class InputIndex:
     entries: list[tuple[int, str | None, Any]] = field(default_factory=list)
     #: line -> error for lines that cannot be sent (bad JSON, bad parameter, duplicate id ...).
     errors: dict[int, BadRow] = field(default_factory=dict)
+    #: id key -> content hash of each sendable row, when the row kind hashes its payloads.
+    content_hashes: dict[str, str] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -117,6 +121,11 @@ class RowParser(Protocol):
 
         Checks everything that can be checked without sending (fields, parameter ranges, that
         the request fits the budget); raises :class:`RowInputError` naming the problem.
+
+        A payload with a ``content_hash`` attribute (a string) makes results content-addressed:
+        the engine writes the hash into the row's record, and a result read back from an
+        earlier try or an earlier output counts only when its hash is the row's current one
+        (an id whose text changed is sent again).
         """
         ...
 
@@ -152,7 +161,8 @@ def parse_line(number: int, raw: bytes, rows: RowParser) -> Row | BadRow:
         payload = rows.parse(item)
     except RowInputError as exc:
         return bad(exc.type, exc.message)
-    return Row(number, row_id, payload)
+    content_hash = getattr(payload, "content_hash", None)
+    return Row(number, row_id, payload, content_hash if isinstance(content_hash, str) else None)
 
 
 def build_index(lines: Iterator[tuple[int, bytes]], rows: RowParser) -> InputIndex:
@@ -179,6 +189,8 @@ def build_index(lines: Iterator[tuple[int, bytes]], rows: RowParser) -> InputInd
             else:
                 first_line[key] = number
                 index.entries.append((number, key, parsed.id))
+                if isinstance(parsed, Row) and parsed.content_hash is not None:
+                    index.content_hashes[key] = parsed.content_hash
         if isinstance(parsed, BadRow):
             index.errors[number] = parsed
     return index

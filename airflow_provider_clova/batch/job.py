@@ -34,17 +34,21 @@ def run_file(
     target: str,
     log: Callable[..., Any],
     started: float | None = None,
+    previous: Any = None,
 ) -> dict[str, Any]:
     """Run every row of ``source`` (a path or ``ObjectStoragePath``) into ``store``; the summary.
 
-    ``target`` names what rows go to, for the log (``"HCX-005 (v3)"``). Raises the first
+    ``target`` names what rows go to, for the log (``"HCX-005 (v3)"``). ``previous``: an
+    earlier output whose results for unchanged content-hashed rows are copied, not sent
+    (see :mod:`.store`). Raises the first
     ``fatal_for_batch`` error, or :class:`ClovaStudioBatchFailedError` when the run stopped
     early or the failures exceed ``settings.threshold``; results so far stay journaled.
     """
     started = time.monotonic() if started is None else started
     index = build_index(iter_lines(source), rows)
     try:
-        results = store.open(resume=resume)
+        hashed = rows_are_hashed(index)
+        results = store.open(resume=resume, expected=index.content_hashes if hashed else None, previous=previous)
         done = {
             key
             for line, key, _ in index.entries
@@ -96,6 +100,11 @@ async def _send(
         await run_batch(client, rows, pending, store, stats, settings, log=log)
 
 
+def rows_are_hashed(index: InputIndex) -> bool:
+    """Whether the row kind hashes its rows' content (any sendable row has a hash)."""
+    return bool(index.content_hashes)
+
+
 def start_stats(index: InputIndex, results: ResultIndex, done: set[str]) -> RunStats:
     """The counters a try starts from: bad lines and kept failures count as failed already."""
     failed_before = len(index.errors) + sum(1 for key in done if results.outcome(key) is False)
@@ -124,6 +133,11 @@ def summarize(
         "ok": ok,
         "failed": failed,
         "skipped_as_done": stats.rows - stats.to_send - len(index.errors),
+        "reused": sum(
+            1
+            for line, key, _ in index.entries
+            if line not in index.errors and results.outcome(key) and results.from_finished(key)
+        ),
         "input_errors": len(index.errors),
         "missing": missing,
         "sent": stats.sent,

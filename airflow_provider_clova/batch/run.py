@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_clova.batch.input import Row, RowError, RowParser, read_chunks
-from airflow_provider_clova.batch.store import ResultStore
+from airflow_provider_clova.batch.store import CONTENT_HASH_FIELD, ResultStore
 from airflow_provider_clova.client.errors import ClovaStudioError
 from airflow_provider_clova.client.models import human_duration
 
@@ -136,6 +136,11 @@ def row_error(exc: ClovaStudioError) -> RowError:
     return RowError(exc.kind, str(exc), code=getattr(exc, "code", None), retryable=exc.retryable)
 
 
+def hashed(row: Row) -> dict[str, str]:
+    """The record field that ties a result to its row's content, for content-hashed row kinds."""
+    return {} if row.content_hash is None else {CONTENT_HASH_FIELD: row.content_hash}
+
+
 def number(value: float) -> str:
     """A budget figure as people write it: ``60``, ``10000000``, ``7.5``."""
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
@@ -201,13 +206,13 @@ async def run_batch(
                 halt(f"line {row.line} (id {row.id!r}): {exc}")
                 return
             error = row_error(exc)
-            store.append({"id": row.id, "line": row.line, "ok": False, "error": error.to_dict()})
+            store.append({"id": row.id, "line": row.line, "ok": False, "error": error.to_dict(), **hashed(row)})
             stats.failed += 1
             stats.note_failure(f"line {row.line} (id {row.id!r}): {error.type}: {error.message}")
             if settings.threshold.exceeded(stats.failed_total, stats.rows):
                 halt(f"{stats.failed_total} of {stats.rows} rows failed, past {settings.threshold.describe()}")
             return
-        store.append({"id": row.id, "line": row.line, "ok": True, **output.fields})
+        store.append({"id": row.id, "line": row.line, "ok": True, **output.fields, **hashed(row)})
         stats.ok += 1
         stats.prompt_tokens += output.prompt_tokens
         stats.completion_tokens += output.completion_tokens

@@ -21,6 +21,13 @@ the output file: one line per input line, in input order.
 Whatever the store, records are matched by id, and a success always wins over a failure for
 the same id, so a part uploaded twice or a row retried after a retryable failure never shows
 up twice in the output.
+
+Content-hashed rows (a row kind whose payloads carry a ``content_hash``, like embeddings):
+a record read back counts only when its ``content_hash`` is the one its row has now, so an id
+whose text changed since an earlier try or an earlier output is sent again. Such a run may
+also read a *previous output* (``open(previous=...)``, e.g. last night's): its successful
+records for unchanged rows are copied into this output without a request. A previous output
+that is the output itself is read before anything is deleted.
 """
 
 from __future__ import annotations
@@ -33,13 +40,16 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any
 
 from airflow_provider_clova.batch.input import BadRow, InputIndex, id_key
 
+#: The record field holding a content-hashed row's hash (see the module doc).
+CONTENT_HASH_FIELD = "content_hash"
+PREVIOUS_SUFFIX = ".previous"
 JOURNAL_SUFFIX = ".journal"
 PARTS_SUFFIX = ".parts"
 DEFAULT_WORK_DIR = os.path.join(tempfile.gettempdir(), "airflow-clova-batch")
@@ -59,12 +69,18 @@ class ResultIndex:
     def __init__(self) -> None:
         self.sources: list[str] = []
         self._best: dict[str, _Located] = {}
+        #: id key -> current content hash, for content-hashed rows (None: records are not hashed).
+        self.expected: Mapping[str, str] | None = None
+        #: Sources that are finished outputs (an earlier run's, or a previous output).
+        self.finished: set[int] = set()
 
     def add_source(self, path: str) -> int:
         self.sources.append(path)
         return len(self.sources) - 1
 
     def note(self, key: str, source: int, offset: int, record: dict[str, Any]) -> None:
+        if self.expected is not None and record.get(CONTENT_HASH_FIELD) != self.expected.get(key, False):
+            return  # the row's content changed since (or the id is gone): this result does not count
         ok = bool(record.get("ok"))
         error = record.get("error")
         retryable = bool(error.get("retryable")) if not ok and isinstance(error, dict) else False
@@ -73,9 +89,15 @@ class ResultIndex:
             return  # a success is never replaced by a failure
         self._best[key] = _Located(source, offset, ok, retryable)
 
-    def scan(self, path: str) -> int:
-        """Index every complete record of a JSONL file; a torn last line (a kill mid-write) is skipped."""
+    def scan(self, path: str, *, finished: bool = False, successes_only: bool = False) -> int:
+        """Index every complete record of a JSONL file; a torn last line (a kill mid-write) is skipped.
+
+        ``finished``: the file is a finished output; ``successes_only``: failures in it are ignored
+        (a previous output's failures are tried again).
+        """
         source = self.add_source(path)
+        if finished:
+            self.finished.add(source)
         count = 0
         if not os.path.exists(path):
             return 0
@@ -88,6 +110,8 @@ class ResultIndex:
                 except ValueError:
                     continue
                 if isinstance(record, dict) and "id" in record and record["id"] is not None:
+                    if successes_only and not record.get("ok"):
+                        continue
                     self.note(id_key(record["id"]), source, start, record)
                     count += 1
         return count
@@ -106,6 +130,11 @@ class ResultIndex:
         """True (success), False (failure) or None (no result yet) for an id."""
         found = self._best.get(key) if key is not None else None
         return None if found is None else found.ok
+
+    def from_finished(self, key: str | None) -> bool:
+        """True when the id's result was read from a finished output rather than sent by a try."""
+        found = self._best.get(key) if key is not None else None
+        return found is not None and found.source in self.finished
 
     def keys(self) -> set[str]:
         return set(self._best)
@@ -169,8 +198,14 @@ class ResultStore:
     def output_uri(self) -> str:
         raise NotImplementedError
 
-    def open(self, *, resume: bool) -> ResultIndex:
-        """Read back what earlier tries answered (or start fresh); sync, call from a thread."""
+    def open(
+        self, *, resume: bool, expected: Mapping[str, str] | None = None, previous: Any = None
+    ) -> ResultIndex:
+        """Read back what earlier tries answered (or start fresh); sync, call from a thread.
+
+        ``expected``: id key -> content hash of content-hashed rows (records of other content
+        do not count); ``previous``: an earlier output whose successes are reused (see module doc).
+        """
         raise NotImplementedError
 
     def append(self, record: dict[str, Any]) -> None:
@@ -218,13 +253,29 @@ class LocalResultStore(ResultStore):
     def output_uri(self) -> str:
         return self.path
 
-    def open(self, *, resume: bool) -> ResultIndex:
+    def open(
+        self, *, resume: bool, expected: Mapping[str, str] | None = None, previous: Any = None
+    ) -> ResultIndex:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.index.expected = expected
+        snapshot = self.path + PREVIOUS_SUFFIX
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(snapshot)
+        itself = previous is not None and is_local(previous) and os.path.abspath(local_path(previous)) == self.path
+        if previous is not None and not (itself and resume):
+            if itself:
+                if os.path.exists(self.path):
+                    os.replace(self.path, snapshot)
+            else:
+                copy_to_local(previous, snapshot)
         if not resume:
             for path in (self.path, self.journal):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
-        self.index.scan(self.path)
+        # With the output as its own previous output, its failures are tried again like any previous one's.
+        self.index.scan(self.path, finished=True, successes_only=itself)
+        if os.path.exists(snapshot):
+            self.index.scan(snapshot, finished=True, successes_only=True)
         self.index.scan(self.journal)
         self._handle = _open_append(self.journal)
         self._source = len(self.index.sources) - 1
@@ -241,8 +292,9 @@ class LocalResultStore(ResultStore):
         _write_records(tmp, self.index.records(index))
         os.replace(tmp, self.path)
         self.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.journal)
+        for path in (self.journal, self.path + PREVIOUS_SUFFIX):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
 
 
 class RemoteResultStore(ResultStore):
@@ -300,8 +352,18 @@ class RemoteResultStore(ResultStore):
         self._source = self.index.add_source(self._chunk)
 
     # -- store ------------------------------------------------------------------------
-    def open(self, *, resume: bool) -> ResultIndex:
+    def open(
+        self, *, resume: bool, expected: Mapping[str, str] | None = None, previous: Any = None
+    ) -> ResultIndex:
         os.makedirs(self.spool, exist_ok=True)
+        self.index.expected = expected
+        snapshot = os.path.join(self.spool, "previous.jsonl")
+        itself = previous is not None and str(previous) == str(self.output)
+        if previous is not None and not (itself and resume):
+            if itself and not self.output.exists():
+                pass  # first run: nothing to reuse
+            else:
+                copy_to_local(previous, snapshot)
         if not resume:
             shutil.rmtree(self.spool, ignore_errors=True)
             os.makedirs(self.spool)
@@ -313,14 +375,19 @@ class RemoteResultStore(ResultStore):
         # that had already happened is merely repeated), then read everything back remotely.
         for chunk in self._local_chunks():
             self._upload(chunk, self.parts / os.path.basename(chunk))
+        finished = os.path.join(self.spool, "finished.jsonl")
         base = os.path.join(self.spool, "base.jsonl")
-        with open(base, "wb") as target:
+        with open(finished, "wb") as target:
             if self.output.exists():
                 self._download_into(self.output, target)
+        with open(base, "wb") as target:
             for part in self._remote_parts():
                 self._download_into(part, target)
         for chunk in self._local_chunks():
             os.remove(chunk)
+        self.index.scan(finished, finished=True, successes_only=itself)
+        if os.path.exists(snapshot):
+            self.index.scan(snapshot, finished=True, successes_only=True)
         self.index.scan(base)
         self._new_chunk()
         return self.index
@@ -345,6 +412,20 @@ class RemoteResultStore(ResultStore):
             with contextlib.suppress(FileNotFoundError):
                 part.unlink()
         shutil.rmtree(self.spool, ignore_errors=True)
+
+
+def copy_to_local(source: Any, target: str) -> None:
+    """Copy a local path or an ``ObjectStoragePath`` to the local file ``target``, streaming.
+
+    A missing source leaves no file (a first run has no previous output)."""
+    from airflow_provider_clova.batch.input import open_binary
+
+    try:
+        handle = open_binary(as_input(source))
+    except FileNotFoundError:
+        return
+    with handle as reader, open(target, "wb") as writer:
+        shutil.copyfileobj(reader, writer, 1 << 20)
 
 
 def _object_storage_path(uri: str) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow_provider_clova.client.catalog import model_info
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
-from airflow_provider_clova.client.models import ChatResult, TuningTask, TuningTaskPage
+from airflow_provider_clova.client.models import ChatResult, EmbeddingResult, TuningTask, TuningTaskPage
 from airflow_provider_clova.client.params import TUNING_FIELDS, normalize, normalize_chat_params
 
 TUNING_TASKS_PATH = "/tuning/v2/tasks"
@@ -178,6 +178,31 @@ def count_tokens(messages: Sequence[Mapping[str, Any]], *, model: str, prefix: s
         "tokenize",
         json={"messages": _messages(messages)},
         parse=_token_total,
+    )
+
+
+def embedding(text: str, *, model: str) -> Call:
+    """An embedding call (v2, or v1's ``clir-emb-dolphin`` / ``clir-sts-dolphin``).
+
+    Checked before sending: the model is known, the text is a non-empty string and not proven
+    over the model's token limit. Paced by the limiter under the model's own budget; TPM
+    counts input tokens only (an embedding has no ``maxTokens``), reserved with an upper-bound
+    estimate and settled with the answer's ``inputTokens``.
+    """
+    from airflow_provider_clova.client.embeddings import check_text, embedding_model, estimate_tokens
+
+    info = embedding_model(model)
+    checked = check_text(text, info)
+    return Call(
+        "POST",
+        info.url_path,
+        "embedding",
+        json={"text": checked},
+        # Repeating an embedding creates nothing; it only spends budget, which the limiter meters.
+        idempotent=True,
+        parse=lambda result: EmbeddingResult.from_api(result or {}),
+        budget_model=info.name,
+        estimated_cost=estimate_tokens(checked),
     )
 
 

@@ -3,7 +3,7 @@
 Both run the same ``Call`` values (``calls.py``) through the same attempt logic: auth by
 ``httpx.Auth`` (fresh signature per attempt), one request id per logical call kept across
 retries, the envelope parser, the tenacity retry policy, and, for chat, the shared QPM/TPM
-limiter. Each client owns one pooled httpx client; use it as a context manager or call
+limiter (chat and embeddings). Each client owns one pooled httpx client; use it as a context manager or call
 ``close()``.
 """
 
@@ -21,6 +21,7 @@ from airflow_provider_clova import __version__
 from airflow_provider_clova.client import calls
 from airflow_provider_clova.client.calls import Call, TuningDataset
 from airflow_provider_clova.client.config import ClientConfig
+from airflow_provider_clova.client.embeddings import DEFAULT_EMBEDDING_MODEL
 from airflow_provider_clova.client.envelope import parse_response
 from airflow_provider_clova.client.errors import (
     ClovaStudioApiError,
@@ -32,7 +33,7 @@ from airflow_provider_clova.client.errors import (
     ClovaStudioTransportError,
     ClovaStudioUnknownOutcomeError,
 )
-from airflow_provider_clova.client.models import ChatResult, TuningTask, TuningTaskPage
+from airflow_provider_clova.client.models import ChatResult, EmbeddingResult, TuningTask, TuningTaskPage
 from airflow_provider_clova.client.retry import retry_kwargs, server_cannot_have_acted, should_retry
 from airflow_provider_clova.client.tokens import actual_request_cost
 
@@ -328,6 +329,14 @@ class ClovaStudioClient(_BaseClient):
         count: int = self.call(calls.count_tokens(messages, model=model, prefix=self.config.chat_prefix))
         return count
 
+    # -- embeddings -------------------------------------------------------------------------
+    def embed(self, text: str, model: str = DEFAULT_EMBEDDING_MODEL) -> EmbeddingResult:
+        """The embedding of ``text`` (v2 by default; ``clir-emb-dolphin``, ``clir-sts-dolphin``),
+        paced by the model's budget. A text proven over the model's token limit raises
+        ``ClovaStudioConfigError`` before anything is sent."""
+        result: EmbeddingResult = self.call(calls.embedding(text, model=model))
+        return result
+
 
 class AsyncClovaStudioClient(_BaseClient):
     """Asynchronous twin for triggers and concurrent batch work; never blocks the event loop."""
@@ -423,3 +432,8 @@ class AsyncClovaStudioClient(_BaseClient):
     async def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
         count: int = await self.call(calls.count_tokens(messages, model=model, prefix=self.config.chat_prefix))
         return count
+
+    async def embed(self, text: str, model: str = DEFAULT_EMBEDDING_MODEL) -> EmbeddingResult:
+        """As ``ClovaStudioClient.embed``."""
+        result: EmbeddingResult = await self.call(calls.embedding(text, model=model))
+        return result

@@ -17,7 +17,10 @@ from typing import Any
 CODE_HINTS: dict[str, str] = {
     "40000": "the request is malformed; check the parameters against the CLOVA Studio API guide",
     "40001": "a parameter is out of range or missing; the message names it",
-    "40003": "the prompt is longer than the model's context; shorten the messages or lower maxTokens",
+    "40003": (
+        "the input is longer than the model takes: shorten the messages or lower maxTokens (chat), "
+        "or split the text into shorter chunks (embeddings)"
+    ),
     "40004": "the model or parameter value is not supported",
     "40080": "the model does not exist or was retired; pick a current model",
     "40100": "authentication failed; check the connection's credentials",

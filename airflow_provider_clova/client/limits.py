@@ -13,6 +13,10 @@ the budget one connection may spend live here, in one place:
   service app gets ``service - test`` of the same publication; where no service figure was
   ever published for a model, its test figure (the published rows all have
   ``service - test >= test``, so this never claims more than a service app gets);
+* a model NAVER publishes no figure for but the provider knows (the embedding tools): the
+  table's ``unpublished`` block, a conservative choice the table's notes explain;
+* another name of a model (``aliases``: embedding v2 is ``bge-m3`` in the OpenAI-compatible
+  API) shares that model's budget, and ``extra.limits`` may use either name;
 * a model in no section: the newest ``default`` row (the seed's "other models", also the
   floor of every published figure, so an unknown new model is never over-driven);
 * a tuned task is charged as its base model: callers look up the base model.
@@ -105,6 +109,11 @@ def _check_table(table: Mapping[str, Any]) -> None:
                     )
     if not has_default:
         raise ClovaStudioConfigError("limits.json: no section has a 'default' row")
+    for model, row in table.get("unpublished", {}).get("models", {}).items():
+        if set(row) != set(APP_TYPES):
+            raise ClovaStudioConfigError(f"limits.json unpublished {model}: needs test and service figures")
+        for figures in row.values():
+            Budget(qpm=figures["qpm"], tpm=figures["tpm"])
     for section in sections:
         if DEFAULT_ROW in section:
             if set(section[DEFAULT_ROW]) != set(APP_TYPES):
@@ -126,14 +135,38 @@ def table_models() -> list[str]:
     return list(_load_table()["sections"][0]["models"])
 
 
+def canonical_model(model: str) -> str:
+    """The table's name for ``model``: an alias (``bge-m3``) becomes the model it names."""
+    aliases = {name.upper(): target for name, target in _load_table().get("aliases", {}).items()}
+    return aliases.get(model.upper(), model)
+
+
+def _names(model: str) -> set[str]:
+    """``model`` and every alias of it, upper case."""
+    canonical = canonical_model(model)
+    aliases = _load_table().get("aliases", {})
+    return {canonical.upper(), *(name.upper() for name, target in aliases.items() if target == canonical)}
+
+
+def _unpublished_row(model: str) -> Mapping[str, Any] | None:
+    wanted = canonical_model(model).upper()
+    for name, row in _load_table().get("unpublished", {}).get("models", {}).items():
+        if name.upper() == wanted:
+            return dict(row)
+    return None
+
+
 def _find_row(model: str) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
-    """(section, row) for every section that lists ``model``, newest first."""
-    wanted = model.upper()
+    """(section, row) for every section that lists ``model``, newest first; then its unpublished row."""
+    wanted = canonical_model(model).upper()
     found = []
     for section in _load_table()["sections"]:
         for name, row in section["models"].items():
             if name.upper() == wanted:
                 found.append((section, row))
+    unpublished = _unpublished_row(model)
+    if unpublished is not None:
+        found.append(({"service_includes_test": False}, unpublished))
     return found
 
 
@@ -172,11 +205,12 @@ def table_budget(model: str, app_type: AppType = "test") -> Budget:
 
 
 def _override_for(model: str, overrides: Mapping[str, Mapping[str, int]]) -> Mapping[str, Any] | None:
-    """The override entry for ``model`` (exact name, then case-insensitive, then 'default')."""
+    """The override entry for ``model`` (exact name, then case-insensitive or an alias, then 'default')."""
     if model in overrides:
         return overrides[model]
+    names = _names(model)
     for name, entry in overrides.items():
-        if name.upper() == model.upper():
+        if name.upper() in names:
             return entry
     if not _find_row(model):
         return overrides.get(DEFAULT_ROW)

@@ -283,3 +283,26 @@ class ChatResult:
             "api": self.api,
             "seed": self.seed,
         }
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    """One text's embedding and the input tokens the service counted for it."""
+
+    embedding: list[float] = field(repr=False)
+    input_tokens: int
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> EmbeddingResult:
+        vector = data["embedding"]
+        if not isinstance(vector, list) or not vector:
+            raise ValueError("the answer has no embedding vector")
+        return cls(
+            embedding=[float(value) for value in vector],
+            input_tokens=int(data.get("inputTokens") or 0),
+            raw=dict(data),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"embedding": self.embedding, "input_tokens": self.input_tokens}

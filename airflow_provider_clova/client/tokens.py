@@ -89,15 +89,18 @@ def estimate_request_cost(messages: Sequence[Mapping[str, Any]], max_tokens: int
 
 
 def actual_request_cost(result: Mapping[str, Any], max_tokens: int) -> int | None:
-    """The charged cost from a chat response's ``result``: input tokens + ``maxTokens``.
+    """The charged cost from a chat or embedding response's ``result``: input tokens + ``maxTokens``.
 
-    Reads ``usage.promptTokens`` (v3) or ``inputLength`` (v1); ``None`` when neither is
-    there, in which case the caller keeps the estimate.
+    Reads ``usage.promptTokens`` (chat v3), ``inputLength`` (chat v1) or ``inputTokens``
+    (embeddings, whose ``max_tokens`` is 0); ``None`` when none is there, in which case the
+    caller keeps the estimate.
     """
     usage = result.get("usage")
     prompt: Any = usage.get("promptTokens") if isinstance(usage, Mapping) else None
     if prompt is None:
         prompt = result.get("inputLength")
+    if prompt is None:  # an embedding answer
+        prompt = result.get("inputTokens")
     if isinstance(prompt, bool) or not isinstance(prompt, int) or prompt < 0:
         return None
     return prompt + max(0, int(max_tokens))

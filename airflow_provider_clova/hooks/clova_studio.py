@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from airflow_provider_clova.client.calls import TuningDataset
     from airflow_provider_clova.client.client import AsyncClovaStudioClient, ClovaStudioClient
     from airflow_provider_clova.client.config import ClientConfig
-    from airflow_provider_clova.client.models import ChatResult, TuningTask
+    from airflow_provider_clova.client.models import ChatResult, EmbeddingResult, TuningTask
 
 EXTRA_PREFIX = "extra__clova_studio__"
 
@@ -196,6 +196,12 @@ class ClovaStudioHook(BaseHook):
     def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
         return self.get_conn().count_tokens(messages, model)
 
+    # -- embeddings --------------------------------------------------------------------
+    def embed(self, text: str, model: str = "embedding-v2") -> EmbeddingResult:
+        """The embedding of ``text`` (``embedding-v2``, ``clir-emb-dolphin`` or ``clir-sts-dolphin``),
+        paced by the model's budget."""
+        return self.get_conn().embed(text, model)
+
     # -- async twins (for triggers) ----------------------------------------------------
     async def aget_tuning_task(self, task_id: str) -> TuningTask:
         async with await self.aget_async_conn() as client:
@@ -214,6 +220,10 @@ class ClovaStudioHook(BaseHook):
     async def acount_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
         async with await self.aget_async_conn() as client:
             return await client.count_tokens(messages, model)
+
+    async def aembed(self, text: str, model: str = "embedding-v2") -> EmbeddingResult:
+        async with await self.aget_async_conn() as client:
+            return await client.embed(text, model)
 
     # -- UI ----------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
