@@ -36,6 +36,7 @@ with it; resume, pacing, concurrency, the threshold and the output format come w
     class TextRows:
         model: str
         fields: ClassVar[tuple[str, ...]] = ("text",)
+        id_field: ClassVar[str] = "id"
 
         def parse(self, item: dict[str, Any]) -> str:
             if not isinstance(item.get("text"), str):

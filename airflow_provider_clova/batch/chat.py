@@ -62,6 +62,8 @@ class ChatRows:
 
     fields: ClassVar[tuple[str, ...]] = ("messages", "parameters")
 
+    id_field: ClassVar[str] = "id"
+
     def parse(self, item: dict[str, Any]) -> ChatRequest:
         messages = item.get("messages")
         if not isinstance(messages, list) or not messages:

@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, ClassVar, Protocol, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -113,8 +113,21 @@ class RowInputError(Exception):
 class RowParser(Protocol):
     """The input half of a :class:`~airflow_provider_clova.batch.RowKind`."""
 
-    #: The fields a line may carry besides ``id``; any other field is an input error.
-    fields: ClassVar[tuple[str, ...]]
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields a line may carry besides the id; any other field is an input error.
+
+        A class attribute for a fixed shape (chat), or per instance when the names are the
+        user's (embedding rows take ``text_field`` and pass-through fields).
+        """
+        ...
+
+    @property
+    def id_field(self) -> str:
+        """The field holding a row's id (``"id"``; the embedding operator's ``id_field``).
+
+        Results carry the id as ``id`` whatever the input calls it."""
+        ...
 
     def parse(self, item: dict[str, Any]) -> Any:
         """The payload of a row (what ``call`` sends) from one line's object.
@@ -144,18 +157,21 @@ def parse_line(number: int, raw: bytes, rows: RowParser) -> Row | BadRow:
         return BadRow(number, None, RowError("invalid_json", f"line {number}: not valid JSON: {exc.msg}"))
     if not isinstance(item, dict):
         return BadRow(number, None, RowError("invalid_request", f"line {number}: must be a JSON object"))
-    row_id = item.get("id", number)
+    id_field = rows.id_field
+    row_id = item.get(id_field, number)
     if row_id is None:
         row_id = number
     if isinstance(row_id, bool) or not isinstance(row_id, (str, int)):
-        return BadRow(number, None, RowError("invalid_request", f"line {number}: id must be a string or an integer"))
+        return BadRow(
+            number, None, RowError("invalid_request", f"line {number}: {id_field} must be a string or an integer")
+        )
 
     def bad(kind: str, text: str) -> BadRow:
         return BadRow(number, row_id, RowError(kind, f"line {number} (id {row_id!r}): {text}"))
 
-    unknown = sorted(set(item) - {"id", *rows.fields})
+    unknown = sorted(set(item) - {id_field, *rows.fields})
     if unknown:
-        expected = ", ".join(("id", *rows.fields))
+        expected = ", ".join((id_field, *rows.fields))
         return bad("invalid_request", f"unknown field(s) {', '.join(unknown)}; expected {expected}")
     try:
         payload = rows.parse(item)

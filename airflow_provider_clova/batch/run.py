@@ -147,7 +147,7 @@ def number(value: float) -> str:
 
 
 def progress_line(stats: RunStats, settings: RunSettings, now: float) -> str:
-    """done/total, request and token rates against the budget, ETA."""
+    """done/total, rows/s, request and token rates against the budget, ETA."""
     elapsed = max(1e-9, now - (stats.first_send or now))
     per_min = 60.0 / elapsed if stats.first_send else 0.0
     req_rate, tok_rate = stats.done * per_min, stats.charged_tokens * per_min
@@ -155,7 +155,7 @@ def progress_line(stats: RunStats, settings: RunSettings, now: float) -> str:
     eta = remaining / (stats.done / elapsed) if stats.done and stats.first_send else math.inf
     return (
         f"batch: {stats.done}/{stats.to_send} sent rows answered ({stats.ok} ok, {stats.failed} failed; "
-        f"{stats.rows - stats.to_send} of {stats.rows} rows settled before), "
+        f"{stats.rows - stats.to_send} of {stats.rows} rows settled before), {req_rate / 60:.1f} rows/s, "
         f"{req_rate:.1f} req/min of {number(settings.qpm)} QPM ({100 * req_rate / settings.qpm:.0f}%), "
         f"{tok_rate:.0f} tokens/min of {number(settings.tpm)} TPM ({100 * tok_rate / settings.tpm:.0f}%), "
         f"ETA {human_duration(eta) if remaining else '0s'}"

@@ -35,6 +35,8 @@ class Texts:
 
     fields: ClassVar[tuple[str, ...]] = ("text",)
 
+    id_field: ClassVar[str] = "id"
+
     def parse(self, item: dict[str, Any]) -> str:
         text = item.get("text")
         if not isinstance(text, str) or not text:

@@ -1,0 +1,158 @@
+"""``ClovaStudioEmbeddingOperator``: a JSONL of texts in, a JSONL of vectors out, under the budget.
+
+The nightly RAG refresh: embed a document set with CLOVA Studio's embedding v2 (or v1's
+``clir-emb-dolphin`` / ``clir-sts-dolphin``), paying only for the documents that changed.
+
+* Input: one document per line, ``{<id_field>, <text_field>, <carry_fields>...}`` (names
+  configurable; any other field is a per-row input error). A local path, a ``file://`` or
+  ``s3://`` URI or an ``ObjectStoragePath``.
+* Output: one record per input line, in input order: ``{"id", "line", "ok": true,
+  <carried fields>, "embedding": [floats], "input_tokens", "content_hash"}`` or ``{"id",
+  "line", "ok": false, "error": {...}}``. ``content_hash`` is the sha256 of the model and
+  the text. With ``output_format="parquet"`` a Parquet copy is written too (needs pyarrow).
+* Re-runs: with ``previous_output`` (last night's output, or ``output_path`` itself), a row
+  whose id and content hash match a success there is copied without a request; only new
+  and changed texts are sent.
+* Everything else is the batch engine's (:mod:`airflow_provider_clova.batch`): resume after a
+  kill from the journal, pacing by the embedding model's QPM/TPM budget (TPM counts input
+  tokens) with ``max_concurrency`` in flight, per-row errors (a text proven over the model's
+  token limit is refused before sending; the service's own 400 is recorded as the row's
+  error) with a failure threshold, and progress lines with rows/s and an ETA.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_clova.client.errors import ClovaStudioBatchFailedError
+from airflow_provider_clova.operators.batch import BatchOperatorBase
+
+if TYPE_CHECKING:
+    from airflow_provider_clova._compat import Context
+
+__all__ = ["ClovaStudioBatchFailedError", "ClovaStudioEmbeddingOperator"]
+
+OUTPUT_FORMATS = ("jsonl", "parquet")
+#: Fields every result record has; a carried input field may not take these names.
+RESERVED_FIELDS = ("id", "line", "ok", "error", "embedding", "input_tokens", "content_hash")
+
+
+class ClovaStudioEmbeddingOperator(BatchOperatorBase):
+    """Embed every text of a JSONL file with CLOVA Studio and write the vectors as JSONL (and Parquet).
+
+    :param input_path: local path, ``file://``/``s3://`` URI or ``ObjectStoragePath`` of the texts.
+    :param output_path: where the vectors go (same kinds), as JSONL.
+    :param model: ``embedding-v2`` (default; 1,024 dimensions, up to 8,192 tokens; also called
+        ``bge-m3``), ``clir-emb-dolphin`` or ``clir-sts-dolphin`` (up to 500 tokens).
+    :param id_field: the input field holding each document's id (written as ``id``).
+    :param text_field: the input field holding the text to embed.
+    :param carry_fields: input fields copied into each result (e.g. ``("title", "url")``).
+    :param previous_output: an earlier output (path, URI or ``ObjectStoragePath``; may be
+        ``output_path`` itself): rows whose id and content hash match a success there are
+        copied, not sent. Missing is fine (a first run).
+    :param output_format: ``"jsonl"`` (default) or ``"parquet"``: also write
+        ``parquet_path`` (default: ``output_path`` with ``.parquet`` for ``.jsonl``), columns
+        ``id``, ``ok``, ``embedding`` (list of float32), ``input_tokens``, ``content_hash``,
+        ``error``. Needs ``pyarrow`` (``pip install 'airflow-provider-clova[parquet]'``).
+    :param parquet_path: where the Parquet copy goes.
+
+    The other parameters (``clova_conn_id``, ``max_concurrency``, ``max_failed_rows``,
+    ``max_failed_fraction``, ``resume``, ``progress_interval``, ``checkpoint_interval``,
+    ``work_dir``) are those of ``ClovaStudioBatchInferenceOperator``.
+
+    :return: the batch summary (``rows``, ``ok``, ``failed``, ``sent``, ``reused``,
+        ``skipped_as_done``, ``tokens``, ``output``, ...) plus ``model`` and, with Parquet, ``parquet``.
+    """
+
+    template_fields: Sequence[str] = (
+        "input_path",
+        "output_path",
+        "previous_output",
+        "parquet_path",
+        "model",
+        "id_field",
+        "text_field",
+        "clova_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        input_path: Any,
+        output_path: Any,
+        model: str = "embedding-v2",
+        id_field: str = "id",
+        text_field: str = "text",
+        carry_fields: Sequence[str] = (),
+        previous_output: Any = None,
+        output_format: str = "jsonl",
+        parquet_path: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(input_path=input_path, output_path=output_path, **kwargs)
+        name = type(self).__name__
+        if output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"{name}: output_format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
+        carry = tuple(carry_fields)
+        clash = sorted({*carry} & {*RESERVED_FIELDS, id_field, text_field})
+        if clash:
+            raise ValueError(
+                f"{name}: carry_fields {', '.join(clash)} clash with the id, the text or a result field "
+                f"({', '.join(RESERVED_FIELDS)}); carry other fields"
+            )
+        if not id_field or not text_field or id_field == text_field:
+            raise ValueError(f"{name}: id_field and text_field must be two different, non-empty field names")
+        self.model = model
+        self.id_field = id_field
+        self.text_field = text_field
+        self.carry_fields = carry
+        self.previous_output = previous_output
+        self.output_format = output_format
+        self.parquet_path = parquet_path
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_clova.batch.embedding import EmbeddingRows
+        from airflow_provider_clova.client.embeddings import embedding_model
+        from airflow_provider_clova.client.limits import lookup_budget
+        from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
+        started = time.monotonic()
+        model = embedding_model(self.model).name
+        if self.output_format == "parquet":
+            from airflow_provider_clova.batch.parquet import parquet_module
+
+            parquet_module()  # fail before anything is sent
+        probe = hook = ClovaStudioHook(self.clova_conn_id)
+        try:
+            hook = probe.with_pool_share(self, model)
+            config = hook.config
+            budget = lookup_budget(model, config.app_type, config.limits)
+            rows = EmbeddingRows(
+                model,
+                text_field=self.text_field,
+                id_field=self.id_field,
+                carry=self.carry_fields,
+                token_ceiling=budget.token_ceiling(hook.rate_share),
+            )
+            summary = self._run(
+                hook, rows, budget, target=model, started=started, previous=self.previous_output or None
+            )
+        finally:
+            probe.close()
+            if hook is not probe:
+                hook.close()
+        summary["model"] = model
+        if self.output_format == "parquet":
+            summary["parquet"] = self._write_parquet()
+        return summary
+
+    def _write_parquet(self) -> str:
+        from airflow_provider_clova.batch.parquet import parquet_target, write_parquet
+        from airflow_provider_clova.batch.store import as_input
+
+        target = parquet_target(self.output_path, self.parquet_path)
+        write_parquet(as_input(self.output_path), as_input(target))
+        self.log.info("embedding: wrote the Parquet copy to %s", target)
+        return str(target)
