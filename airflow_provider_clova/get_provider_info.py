@@ -58,7 +58,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-clova",
         "name": "NAVER Cloud CLOVA Studio",
-        "description": "CLOVA Studio (HyperCLOVA X): tuning, chat completions, batch inference and rate budgets.",
+        "description": "CLOVA Studio (HyperCLOVA X): tuning, chat completions, batch inference, embeddings and rate budgets.",
         "versions": [__version__],
         "integrations": [
             {
@@ -90,6 +90,7 @@ OPERATOR_MODULES = [
     "airflow_provider_clova.operators.dataset",
     "airflow_provider_clova.operators.chat",
     "airflow_provider_clova.operators.batch",
+    "airflow_provider_clova.operators.embedding",
 ]
 TRIGGER_MODULES = ["airflow_provider_clova.triggers.tuning"]
 SENSOR_MODULES = ["airflow_provider_clova.sensors.tuning"]

@@ -146,6 +146,11 @@ class ClovaStudioEmbeddingOperator(BatchOperatorBase):
         summary["model"] = model
         if self.output_format == "parquet":
             summary["parquet"] = self._write_parquet()
+        from airflow_provider_clova.assets import annotate_outlet_events
+
+        annotate_outlet_events(
+            self, context, {key: summary[key] for key in ("output", "model", "rows", "ok", "failed", "sent", "reused")}
+        )
         return summary
 
     def _write_parquet(self) -> str:

@@ -256,16 +256,10 @@ class ClovaStudioTuningOperator(BaseOperator):
 
     def _emit_asset_events(self, context: Context, result: dict[str, Any]) -> None:
         """Attach the tuned model's ids to every outlet's asset event, for downstream DAGs."""
-        outlets = getattr(self, "outlets", None) or []
-        events = context.get("outlet_events")
-        if not outlets or events is None:
-            return
+        from airflow_provider_clova.assets import annotate_outlet_events
+
         extra = {key: result[key] for key in ("task_id", "name", "model", "train_loss", "chat_completions_path")}
-        for outlet in outlets:
-            try:
-                events[outlet].extra.update(extra)
-            except (KeyError, TypeError, AttributeError):
-                self.log.debug("outlet %r takes no asset event extra", outlet)
+        annotate_outlet_events(self, context, extra)
 
     # -- submit / reattach -------------------------------------------------------------
     def _submit_or_reattach(self, context: Context) -> TuningTask:

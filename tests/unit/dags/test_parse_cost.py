@@ -20,6 +20,7 @@ MODULES = [
     "airflow_provider_clova.operators.dataset",
     "airflow_provider_clova.operators.chat",
     "airflow_provider_clova.operators.batch",
+    "airflow_provider_clova.operators.embedding",
     "airflow_provider_clova.operators.cleanup",
     "airflow_provider_clova.sensors.tuning",
     "airflow_provider_clova.triggers.tuning",
