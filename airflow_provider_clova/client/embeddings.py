@@ -89,7 +89,9 @@ def least_tokens(text: str, info: EmbeddingModel) -> int:
 def check_text(text: object, info: EmbeddingModel) -> str:
     """``text`` if it can be sent to ``info``; raises ``ClovaStudioConfigError`` saying why not."""
     if not isinstance(text, str):
-        raise ClovaStudioConfigError(f"embedding: text must be a string, got {type(text).__name__}")
+        raise ClovaStudioConfigError(
+            f"embedding: text must be a string, got {type(text).__name__}. Fix: pass the text to embed as str"
+        )
     if not text.strip():
         raise ClovaStudioConfigError("embedding: text is empty. Fix: drop the row or give it some text")
     least = least_tokens(text, info)
