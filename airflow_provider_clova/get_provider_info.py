@@ -58,7 +58,9 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-clova",
         "name": "NAVER Cloud CLOVA Studio",
-        "description": "CLOVA Studio (HyperCLOVA X): tuning, chat completions, batch inference, embeddings and rate budgets.",
+        "description": (
+            "CLOVA Studio (HyperCLOVA X): tuning, chat completions, batch inference, embeddings and rate budgets."
+        ),
         "versions": [__version__],
         "integrations": [
             {

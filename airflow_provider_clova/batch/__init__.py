@@ -16,20 +16,26 @@ client's shared QPM/TPM limiter, concurrent, with per-row errors and a failure t
   ``ClovaStudioBatchFailedError``.
 * :mod:`.chat` is the chat row kind: ``{"id", "messages", "parameters"}`` -> ``content``,
   ``finish_reason``, ``usage``.
+* :mod:`.embedding` is the embedding row kind: ``{<id_field>, <text_field>, ...}`` ->
+  ``embedding``, ``input_tokens``, ``content_hash``; :mod:`.parquet` writes its Parquet copy.
 
 The seam for other row kinds
 ----------------------------
 What a row *is* lives in a :class:`~.run.RowKind` (a protocol):
 
-* ``fields``: a class attribute, the fields a line may carry besides ``id``;
+* ``fields``: the fields a line may carry besides the id (a class attribute, or per instance
+  when the names are the user's); ``id_field``: the field holding the id (``"id"``);
 * ``parse(item) -> payload``: everything checkable before sending (field types, parameter
   ranges, that the request fits the task's token budget); raise
   :class:`~.input.RowInputError` ``(type, message)`` for a bad line;
 * ``async call(client, row) -> RowOutput``: one call on the ``AsyncClovaStudioClient`` with
   ``row.payload``; ``RowOutput.fields`` go into the row's record after ``id``, ``line`` and
   ``ok``, its token counts into the summary.
+* optionally, a ``content_hash`` attribute on the payload: results become content-addressed
+  (a record read back counts only for the same content), and :func:`~.job.run_file`'s
+  ``previous`` output is reused for unchanged rows (see :mod:`.store`).
 
-An embedding or evaluation operator writes such a class and calls :func:`~.job.run_file`
+An evaluation operator writes such a class and calls :func:`~.job.run_file`
 with it; resume, pacing, concurrency, the threshold and the output format come with it::
 
     @dataclass(frozen=True)

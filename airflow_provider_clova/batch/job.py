@@ -149,6 +149,10 @@ def summarize(
             "charged_tokens": stats.charged_tokens,
         },
         "elapsed_seconds": round(time.monotonic() - started, 3),
+        # from the first request to the last answer: the paced part of the try
+        "sending_seconds": round(stats.last_answer - stats.first_send, 3)
+        if stats.first_send is not None and stats.last_answer is not None
+        else 0.0,
     }
 
 

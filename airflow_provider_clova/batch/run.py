@@ -114,6 +114,8 @@ class RunStats:
     charged_tokens: int = 0
     started: float = field(default_factory=time.monotonic)
     first_send: float | None = None
+    #: When the last answer of this try came (the end of sending).
+    last_answer: float | None = None
     stopped: str | None = None
     fatal: BaseException | None = None
     failures: list[str] = field(default_factory=list)
@@ -265,5 +267,6 @@ async def run_batch(
             task.cancel()
         await asyncio.gather(*tasks, ticker, return_exceptions=True)
         await asyncio.gather(*uploading, return_exceptions=True)
-    log(progress_line(stats, settings, time.monotonic()))
+    stats.last_answer = time.monotonic()
+    log(progress_line(stats, settings, stats.last_answer))
     return stats

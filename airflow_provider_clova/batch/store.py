@@ -198,9 +198,7 @@ class ResultStore:
     def output_uri(self) -> str:
         raise NotImplementedError
 
-    def open(
-        self, *, resume: bool, expected: Mapping[str, str] | None = None, previous: Any = None
-    ) -> ResultIndex:
+    def open(self, *, resume: bool, expected: Mapping[str, str] | None = None, previous: Any = None) -> ResultIndex:
         """Read back what earlier tries answered (or start fresh); sync, call from a thread.
 
         ``expected``: id key -> content hash of content-hashed rows (records of other content
@@ -253,9 +251,7 @@ class LocalResultStore(ResultStore):
     def output_uri(self) -> str:
         return self.path
 
-    def open(
-        self, *, resume: bool, expected: Mapping[str, str] | None = None, previous: Any = None
-    ) -> ResultIndex:
+    def open(self, *, resume: bool, expected: Mapping[str, str] | None = None, previous: Any = None) -> ResultIndex:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self.index.expected = expected
         snapshot = self.path + PREVIOUS_SUFFIX
@@ -352,9 +348,7 @@ class RemoteResultStore(ResultStore):
         self._source = self.index.add_source(self._chunk)
 
     # -- store ------------------------------------------------------------------------
-    def open(
-        self, *, resume: bool, expected: Mapping[str, str] | None = None, previous: Any = None
-    ) -> ResultIndex:
+    def open(self, *, resume: bool, expected: Mapping[str, str] | None = None, previous: Any = None) -> ResultIndex:
         os.makedirs(self.spool, exist_ok=True)
         self.index.expected = expected
         snapshot = os.path.join(self.spool, "previous.jsonl")

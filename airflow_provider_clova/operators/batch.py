@@ -148,7 +148,8 @@ class ClovaStudioBatchInferenceOperator(BatchOperatorBase):
     :param work_dir: local spool directory for remote outputs (default: the system temp dir).
     :return: ``{"rows", "ok", "failed", "skipped_as_done", "reused", "input_errors", "missing", "sent",
         "output", "tokens": {"prompt_tokens", "completion_tokens", "total_tokens",
-        "charged_tokens"}, "elapsed_seconds"}``; ``tokens`` and ``sent`` count this try only;
+        "charged_tokens"}, "elapsed_seconds", "sending_seconds"}``; ``tokens``, ``sent`` and
+        ``sending_seconds`` (first request to last answer) count this try only;
         ``reused`` counts the rows whose result was read from a finished earlier output.
     """
 

@@ -247,4 +247,4 @@ def test_a_query_finds_its_paraphrase(
     finally:
         hook.close()
     scores = [cosine(question, vector) for vector in vectors]
-    assert max(range(len(corpus)), key=scores.__getitem__) == 0, list(zip(corpus, scores))
+    assert max(range(len(corpus)), key=scores.__getitem__) == 0, list(zip(corpus, scores, strict=True))

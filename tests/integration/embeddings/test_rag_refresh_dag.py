@@ -30,7 +30,11 @@ DOCS_KEY, VECTORS_KEY = "rag/documents.jsonl", "rag/documents.vectors.jsonl"
 def documents(count: int, edited: dict[int, str] | None = None) -> bytes:
     edited = edited or {}
     lines = [
-        {"doc_id": f"doc-{i:03d}", "title": f"Notice {i}", "body": edited.get(i, f"Store notice number {i}: opening hours")}
+        {
+            "doc_id": f"doc-{i:03d}",
+            "title": f"Notice {i}",
+            "body": edited.get(i, f"Store notice number {i}: opening hours"),
+        }
         for i in range(count)
     ]
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("utf-8")

@@ -146,7 +146,13 @@ def test_a_journal_from_other_texts_does_not_leak_old_vectors(tmp_path: Path, cl
     # a killed try left a journal; the input changed before the next run
     output = tmp_path / "out" / "vectors.jsonl"
     output.parent.mkdir()
-    stale = {"id": "a", "line": 1, "ok": True, "embedding": [9.0, 9.0], "content_hash": content_hash("old", "embedding-v2")}
+    stale = {
+        "id": "a",
+        "line": 1,
+        "ok": True,
+        "embedding": [9.0, 9.0],
+        "content_hash": content_hash("old", "embedding-v2"),
+    }
     Path(f"{output}.journal").write_text(json.dumps(stale) + "\n")
     docs(tmp_path / "docs.jsonl", {"a": "new"})
     summary = run(tmp_path)
@@ -177,7 +183,9 @@ def test_parquet_without_pyarrow_fails_before_sending(
 
     monkeypatch.setattr(builtins, "__import__", no_pyarrow)
     docs(tmp_path / "docs.jsonl", {"a": "alpha"})
-    with pytest.raises(ClovaStudioConfigError, match=r"needs pyarrow.*Fix: pip install 'airflow-provider-clova\[parquet\]'"):
+    with pytest.raises(
+        ClovaStudioConfigError, match=r"needs pyarrow.*Fix: pip install 'airflow-provider-clova\[parquet\]'"
+    ):
         run(tmp_path, output_format="parquet")
     assert client.sent == []
 
