@@ -123,12 +123,10 @@ def parse_v3(body: object, info: ModelInfo, *, tuned: bool = False) -> ChatReque
         "topP": float_param(body, "topP", 0.0, 1.0, 0.8, lo_open=True),
         "repetitionPenalty": float_param(body, "repetitionPenalty", 0.0, 2.0, 1.1, lo_open=True),
     }
-    reasoning = info.name in REASONING_MODELS and not tuned
-    effort = _effort(body, info, tuned=tuned)
-    if reasoning:
+    effort = _effort(body, info, tuned=tuned)  # None unless the model reasons
+    if effort is not None:
         if body.get("maxTokens") is not None:
             raise bad_param("maxTokens", f"is not supported by {info.name}; send maxCompletionTokens instead")
-        assert effort is not None
         max_tokens = int_param(body, "maxCompletionTokens", 1, info.max_output_tokens, REASONING_DEFAULT_MAX[effort])
         sampling["thinking"] = effort
     else:
@@ -144,7 +142,7 @@ def parse_v3(body: object, info: ModelInfo, *, tuned: bool = False) -> ChatReque
         seed=int_param(body, "seed", 0, MAX_SEED, 0) or 0,
         include_ai_filters=bool_param(body, "includeAiFilters", True),
         sampling=sampling,
-        effort=effort if reasoning else None,
+        effort=effort,
     )
 
 
