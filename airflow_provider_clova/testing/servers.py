@@ -191,6 +191,18 @@ class MotoServer:
             aws_secret_access_key=self.secret_key,
         )
 
+    def conn_json(self) -> str:
+        """An Airflow ``aws`` connection to this server as JSON (e.g. for
+        ``AIRFLOW_CONN_NCLOUD_OBJECT_STORAGE``): the S3Hook and ``ObjectStoragePath`` use it."""
+        return json.dumps(
+            {
+                "conn_type": "aws",
+                "login": self.access_key,
+                "password": self.secret_key,
+                "extra": {"endpoint_url": self.endpoint, "region_name": self.region},
+            }
+        )
+
     def reset(self) -> None:
         """Empty every bucket (moto's own reset API)."""
         _call(f"{self.endpoint}/moto-api/reset", "POST")

@@ -83,14 +83,7 @@ def test_pipeline_defers_to_the_triggerer_and_bills_one_training(tmp_path: Path,
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT": emulator.conn_json(),
-            "AIRFLOW_CONN_NCLOUD_OBJECT_STORAGE": json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": moto_server.access_key,
-                    "password": moto_server.secret_key,
-                    "extra": {"endpoint_url": moto_server.endpoint, "region_name": moto_server.region},
-                }
-            ),
+            "AIRFLOW_CONN_NCLOUD_OBJECT_STORAGE": moto_server.conn_json(),
             "CLOVA_EXAMPLE_BUCKET": bucket,
             "CLOVA_EXAMPLE_POLL_INTERVAL": "1",
         }

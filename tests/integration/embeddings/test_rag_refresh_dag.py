@@ -49,14 +49,7 @@ def run_dag(tmp_path: Path, emulator: ClovaEmulator, moto_server: MotoServer, bu
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db",
             "AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT": emulator.conn_json(limits=LIMITS),
-            "AIRFLOW_CONN_NCLOUD_OBJECT_STORAGE": json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": moto_server.access_key,
-                    "password": moto_server.secret_key,
-                    "extra": {"endpoint_url": moto_server.endpoint, "region_name": moto_server.region},
-                }
-            ),
+            "AIRFLOW_CONN_NCLOUD_OBJECT_STORAGE": moto_server.conn_json(),
             "CLOVA_EXAMPLE_BUCKET": bucket,
             "PYTHONWARNINGS": "ignore",
         }

@@ -69,14 +69,7 @@ def connections(monkeypatch: pytest.MonkeyPatch, emulator: ClovaEmulator, moto_s
     monkeypatch.setenv(f"AIRFLOW_CONN_{CLOVA_CONN_ID.upper()}", emulator.conn_json("apigw_v2"))
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{OBJ_CONN_ID.upper()}",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": moto_server.access_key,
-                "password": moto_server.secret_key,
-                "extra": {"endpoint_url": moto_server.endpoint, "region_name": moto_server.region},
-            }
-        ),
+        moto_server.conn_json(),
     )
 
 

@@ -48,14 +48,7 @@ def test_example_pipeline_runs_end_to_end(
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db",
             "AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT": emulator.conn_json(),
-            "AIRFLOW_CONN_NCLOUD_OBJECT_STORAGE": json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": moto_server.access_key,
-                    "password": moto_server.secret_key,
-                    "extra": {"endpoint_url": moto_server.endpoint, "region_name": moto_server.region},
-                }
-            ),
+            "AIRFLOW_CONN_NCLOUD_OBJECT_STORAGE": moto_server.conn_json(),
             "CLOVA_EXAMPLE_BUCKET": bucket,
             "CLOVA_EXAMPLE_POLL_INTERVAL": str(POLL),
             "PYTHONWARNINGS": "ignore",
