@@ -3,8 +3,8 @@
     embed_changed_documents -> report
 
 The documents are one JSONL object in NAVER Cloud Object Storage (``{"doc_id", "title",
-"body"}`` per line), read through the ``ncloud_object_storage`` connection (type ``aws``, with
-the Object Storage endpoint in its extra). Their vectors are written next to them
+"body"}`` per line), read as an ``ObjectStoragePath`` over the ``ncloud_object_storage``
+connection (type ``aws``, with the Object Storage endpoint in its extra). Their vectors are written next to them
 (``documents.vectors.jsonl``: id, title, the 1,024-float ``embedding``, ``input_tokens`` and
 the ``content_hash`` of each text). Each night the operator reads last night's vectors as
 ``previous_output``: a document whose text is unchanged keeps its vector without a request,
@@ -24,16 +24,18 @@ from airflow_provider_clova._compat import Asset
 from airflow_provider_clova.operators.embedding import ClovaStudioEmbeddingOperator
 
 try:  # Airflow 3
-    from airflow.sdk import DAG, ObjectStoragePath, task
+    from airflow.sdk import DAG, task
 except ImportError:  # Airflow 2.11
     from airflow import DAG  # type: ignore[no-redef,attr-defined,unused-ignore]
     from airflow.decorators import task  # type: ignore[no-redef,attr-defined,unused-ignore]
-    from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 BUCKET = os.environ.get("CLOVA_EXAMPLE_BUCKET", "clova-rag")
 OBJECT_STORAGE_CONN_ID = "ncloud_object_storage"
-DOCUMENTS = ObjectStoragePath(f"s3://{BUCKET}/rag/documents.jsonl", conn_id=OBJECT_STORAGE_CONN_ID)
-VECTORS = ObjectStoragePath(f"s3://{BUCKET}/rag/documents.vectors.jsonl", conn_id=OBJECT_STORAGE_CONN_ID)
+# ``s3://<conn id>@<bucket>/<key>``: the operator opens these as ``ObjectStoragePath`` over that
+# connection when the task runs. Building an ``ObjectStoragePath`` here instead would set up
+# the S3 file system (s3fs, aiobotocore) every time the DAG file is parsed.
+DOCUMENTS = f"s3://{OBJECT_STORAGE_CONN_ID}@{BUCKET}/rag/documents.jsonl"
+VECTORS = f"s3://{OBJECT_STORAGE_CONN_ID}@{BUCKET}/rag/documents.vectors.jsonl"
 VECTORS_ASSET = Asset(f"s3://{BUCKET}/rag/documents.vectors.jsonl")
 SUMMARY = "CLOVA_RAG_SUMMARY "
 
