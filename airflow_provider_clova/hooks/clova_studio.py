@@ -61,18 +61,22 @@ class ClovaStudioHook(BaseHook):
     # -- connection --------------------------------------------------------------------
     @staticmethod
     def _secrets_of(conn: Any) -> list[Any]:
-        """The values to register with the log masker: the password and the gateway key.
+        """The values to register with the log masker: the password, the gateway key and the
+        budget store's password.
 
         The password comes first and never depends on the extra parsing, so it is masked even
         when the rest of the connection is invalid.
         """
         from airflow_provider_clova.client.errors import ClovaStudioConfigError
 
+        from airflow_provider_clova.client.budget_store import store_secrets
+
         try:
-            gateway_key = _extra_dict(conn).get("apigw_api_key")
+            extra = _extra_dict(conn)
         except ClovaStudioConfigError:
-            gateway_key = None
-        return [conn.password, gateway_key]
+            extra = {}
+        store = extra.get("budget_store")
+        return [conn.password, extra.get("apigw_api_key"), *(store_secrets(store) if isinstance(store, str) else [])]
 
     def _config_from(self, conn: Any) -> ClientConfig:
         """Validated settings; the caller has registered the connection's secrets first."""

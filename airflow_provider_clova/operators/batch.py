@@ -222,8 +222,8 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
             threshold=Threshold(self.max_failed_rows, self.max_failed_fraction),
             progress_interval=self.progress_interval,
             checkpoint_interval=self.checkpoint_interval,
-            qpm=round(budget.qpm * hook.rate_share * per_minute, 1),
-            tpm=round(budget.tpm * hook.rate_share * per_minute),
+            qpm=round(budget.qpm * config.pacing_share * per_minute, 1),
+            tpm=round(budget.tpm * config.pacing_share * per_minute),
         )
 
     def _validator(self, hook: ClovaStudioHook, model: str, task_id: str | None) -> Any:
@@ -233,7 +233,7 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
         from airflow_provider_clova.client.limits import lookup_budget
 
         config = hook.config
-        ceiling = math.floor(lookup_budget(model, config.app_type, config.limits).tpm * hook.rate_share + 1e-9)
+        ceiling = math.floor(lookup_budget(model, config.app_type, config.limits).tpm * config.pacing_share + 1e-9)
 
         def validate(messages: list[dict[str, Any]], parameters: dict[str, Any]) -> tuple[int, int]:
             call = calls.chat_completion(messages, model=model, task_id=task_id, params=parameters, prefix="")

@@ -96,6 +96,17 @@ def shared_hook(operator: Any, conn_id: str, model: str, hook: ClovaStudioHook |
     share = pool_rate_share(operator, model, probe)
     if share == probe.rate_share:
         return probe
+    if probe.config.budget_store is not None:
+        operator.log.info(
+            "task runs in pool %r: the budget store %s paces the whole %s budget for every task; the pool "
+            "caps how many run at once (static share %.1f%% only if the store is down and "
+            "extra.budget_store_fallback is static)",
+            operator.pool,
+            probe.config.budget_store.display,
+            model,
+            100 * share,
+        )
+        return probe.with_rate_share(share)
     operator.log.info(
         "task runs in pool %r with %s slot(s): pacing at %.1f%% of the %s budget",
         operator.pool,
