@@ -88,11 +88,10 @@ Fallback = Literal["error", "static"]
 FALLBACKS: tuple[str, ...] = ("error", "static")
 #: Prefix of every key the provider writes.
 KEY_PREFIX = "clova:budget"
-#: Bookings may be made this far ahead of now at most (seconds, and fraction of the window).
-MAX_HORIZON_SECONDS = 1.0
-HORIZON_FRACTION = 0.1
-#: A ticket lives this many poll intervals without a renewal.
-LEASE_POLLS = 3.0
+#: A waiting owner renews its booking every ``min(poll, this x window)`` seconds ...
+RENEW_FRACTION = 0.25
+#: ... and a booking not renewed for this many renewal intervals is dropped (a killed worker).
+LEASE_RENEWALS = 3.0
 #: Keys expire after this many spans (+ a minute) without a call: long enough to outlive
 #: the longest 429 pause (5 windows) and its recovery (1 window).
 TTL_SPANS = 8
@@ -194,195 +193,252 @@ def parse_store_settings(url: Any, fallback: Any, where: str) -> StoreSettings |
 
 # -------------------------------------------------------------------- Lua, run atomically on the server
 
+# Keys of one budget: ``plan`` (zset: planned time -> "id|cost", the line every booking joins),
+# ``leases`` (zset: expiry -> member of a planned request not yet sent), ``sent`` (zset:
+# commit time -> member, the window the service's limit is checked against) and ``state``
+# (hash: store clock, pacing buckets, 429 episode). Budget figures travel with every call.
+
 # Shared by the scripts: the store's clock (never behind a time it has already handed out,
-# so a wall-clock step back cannot reorder bookings) and the slowdown factor after a 429.
+# so a wall-clock step back cannot reorder commits), the slowdown factor after a 429, the
+# window check, and removing a request from the line.
 _LUA_COMMON = """
+local P, L, C, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local eps = 1e-9
 local function fmt(x) return string.format('%.17g', x) end
 local function num(v, d) if v then return tonumber(v) end return d end
-local function store_now(s)
+local function member_cost(member) return tonumber(string.match(member, '|(%d+)$')) end
+local function store_now()
   local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-  local clock = num(redis.call('HGET', s, 'clock'), 0)
+  local clock = num(redis.call('HGET', S, 'clock'), 0)
   if clock > now then now = clock end
-  redis.call('HSET', s, 'clock', fmt(now))
+  redis.call('HSET', S, 'clock', fmt(now))
   return now
 end
-local function factor(at, f0, recover_from, window)
-  if at <= recover_from then return f0 end
-  if f0 >= 1 then return 1 end
-  return math.min(1, f0 + (1 - f0) * (at - recover_from) / window)
+local function touch(ttl)
+  for _, k in ipairs(KEYS) do redis.call('EXPIRE', k, ttl) end
 end
-local function touch(keys, ttl)
-  for _, k in ipairs(keys) do redis.call('EXPIRE', k, ttl) end
+local function state()
+  local st = redis.call('HMGET', S, 'q_debt', 't_debt', 'debt_at', 'pause_until', 'f0', 'recover_from', 'episode_at')
+  return {q_debt = num(st[1], 0), t_debt = num(st[2], 0), debt_at = num(st[3], nil), pause_until = num(st[4], 0),
+    f0 = num(st[5], 1), recover_from = num(st[6], 0), episode_at = num(st[7], -1)}
+end
+local function factor(st, at, window)
+  if at <= st.recover_from then return st.f0 end
+  if st.f0 >= 1 then return 1 end
+  return math.min(1, st.f0 + (1 - st.f0) * (at - st.recover_from) / window)
+end
+-- Earliest time >= at at which ``count`` + 1 requests and ``cost`` more tokens fit the
+-- members of ``key`` in (at - span, at], given the caps.
+local function fit(key, at, span, cost, cap_q, cap_t)
+  local inside = redis.call('ZRANGEBYSCORE', key, '(' .. fmt(at - span), '+inf', 'WITHSCORES')
+  local count, total, costs = #inside / 2, 0, {}
+  for i = 1, count do
+    costs[i] = member_cost(inside[2 * i - 1])
+    total = total + costs[i]
+  end
+  local i = 1
+  while count + 1 > cap_q or total + cost > cap_t do
+    at = math.max(at, tonumber(inside[2 * i]) + span)
+    count = count - 1
+    total = total - costs[i]
+    i = i + 1
+  end
+  return at
+end
+-- Commit ``member`` at ``now`` if the sent window and the pause allow; else the time to retry.
+local function commit(member, cost, now, st, qpm, tpm, window, span)
+  if now < st.pause_until then return st.pause_until end
+  redis.call('ZREMRANGEBYSCORE', C, '-inf', fmt(now - span))
+  local f = factor(st, now, window)
+  local cap_q = math.max(1, math.floor(qpm * f + eps))
+  local cap_t = math.max(math.floor(tpm * f + eps), cost)
+  local at = fit(C, now, span, cost, cap_q, cap_t)
+  if at > now then return at end
+  redis.call('ZADD', C, fmt(now), member)
+  redis.call('ZREM', L, member)
+  redis.call('HINCRBY', S, 'granted', 1)
+  return nil
+end
+-- A request leaves the line and the window: the pacing buckets give back what it took.
+local function release(member, credit)
+  redis.call('ZREM', L, member)
+  local planned = redis.call('ZREM', P, member)
+  local sent = redis.call('ZREM', C, member)
+  if planned == 0 and sent == 0 then return 0 end
+  local st = state()
+  redis.call('HSET', S, 'q_debt', fmt(math.max(-credit, st.q_debt - 1)),
+    't_debt', fmt(math.max(0, st.t_debt - member_cost(member))))
+  return 1
+end
+-- Planned requests whose owner stopped renewing (a killed worker) leave the line.
+local function expire_leases(now)
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', L, '-inf', fmt(now))) do
+    redis.call('ZREM', L, member)
+    redis.call('ZREM', P, member)
+  end
 end
 """
 
-# KEYS: window (zset booked time -> "id|cost"), queue (zset seq -> "ticket|cost"),
-#       leases (zset expiry -> ticket member), state (hash)
-# ARGV: ticket member, cost, qpm, tpm, window, margin, lease, horizon, entry id, ttl,
-#       request credit, token burst fraction
-# Returns {1, wait, at} when booked (send after ``wait`` seconds), else {0, wait, rank}.
-_LUA_ACQUIRE = (
+# Join the line: plan the request at the earliest time the buckets and the planned window
+# allow after the last planned one; commit it at once when that time has come.
+# ARGV: cost, qpm, tpm, window, margin, lease, entry id, ttl, request credit, token burst fraction
+# Returns {2, 0, made} when committed (send now), else {1, wait, made}: come back after ``wait``.
+_LUA_BOOK = (
     _LUA_COMMON
     + """
-local w, q, l, s = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local ticket, cost = ARGV[1], tonumber(ARGV[2])
-local qpm, tpm = tonumber(ARGV[3]), tonumber(ARGV[4])
-local window, margin = tonumber(ARGV[5]), tonumber(ARGV[6])
-local lease, horizon = tonumber(ARGV[7]), tonumber(ARGV[8])
-local entry, ttl = ARGV[9], tonumber(ARGV[10])
-local credit, burst = tonumber(ARGV[11]), tonumber(ARGV[12])
+local cost, qpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local window, margin = tonumber(ARGV[4]), tonumber(ARGV[5])
+local lease, entry, ttl = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
+local credit, burst = tonumber(ARGV[9]), tonumber(ARGV[10])
 local span = window + margin
-local eps = 1e-9
-local now = store_now(s)
-local st = redis.call('HMGET', s, 'last', 'q_debt', 't_debt', 'debt_at', 'pause_until', 'f0', 'recover_from')
-local last = num(st[1], 0)
-local q_debt, t_debt = num(st[2], 0), num(st[3], 0)
-local debt_at = num(st[4], now)
-local pause_until, f0, recover_from = num(st[5], 0), num(st[6], 1), num(st[7], 0)
-
-local dead = redis.call('ZRANGEBYSCORE', l, '-inf', fmt(now))
-for _, member in ipairs(dead) do
-  redis.call('ZREM', q, member)
-  redis.call('ZREM', l, member)
-end
-redis.call('ZREMRANGEBYSCORE', w, '-inf', fmt(now - span))
-if not redis.call('ZSCORE', q, ticket) then
-  redis.call('ZADD', q, redis.call('HINCRBY', s, 'seq', 1), ticket)
-end
-redis.call('ZADD', l, fmt(now + lease), ticket)
-touch(KEYS, ttl)
-
-local f = factor(now, f0, recover_from, window)
+local now = store_now()
+expire_leases(now)
+redis.call('ZREMRANGEBYSCORE', P, '-inf', fmt(now - span))
+local st = state()
+local debt_at = st.debt_at or now
+local newest = redis.call('ZRANGE', P, -1, -1, 'WITHSCORES')
+local start = now
+if newest[2] and tonumber(newest[2]) > start then start = tonumber(newest[2]) end
+local f = factor(st, now, window)
 local rq, rt = qpm * f, tpm * f
-local start = math.max(now, last)
-local rank = redis.call('ZRANK', q, ticket)
-if rank > 0 then
-  -- Not our turn: the earliest our booking can come, from the requests and tokens ahead.
-  local ahead = redis.call('ZRANGE', q, 0, rank - 1)
-  local tokens = 0
-  for _, member in ipairs(ahead) do tokens = tokens + tonumber(string.match(member, '|(%d+)$')) end
-  local drained = math.max(0, t_debt - math.max(0, start - debt_at) * rt / span)
-  local by_q = start + rank * (1 - credit) * span / qpm
-  local by_t = now + (drained + tokens - burst * tpm) * span / tpm
-  local earliest = math.max(by_q, by_t, pause_until)
-  return {0, fmt(earliest - horizon - now), rank}
-end
-
 local elapsed = math.max(0, start - debt_at)
-local qd = q_debt - elapsed * rq / span
+local qd = st.q_debt - elapsed * rq / span
 if qd < -credit then qd = 0 end
-local td = math.max(0, t_debt - elapsed * rt / span)
-local cap_q = math.max(1, math.floor(rq + eps))
-local cap_t = math.max(math.floor(rt + eps), cost)
-local at = math.max(start, pause_until)
+local td = math.max(0, st.t_debt - elapsed * rt / span)
+local at = math.max(start, st.pause_until)
 if qd > 0 then at = math.max(at, start + qd * span / rq) end
-local slack = burst * rt
-if td > slack then at = math.max(at, start + (td - slack) * span / rt) end
-local inside = redis.call('ZRANGEBYSCORE', w, '(' .. fmt(at - span), '+inf', 'WITHSCORES')
-local count, total = #inside / 2, 0
-local costs = {}
-for i = 1, count do
-  costs[i] = tonumber(string.match(inside[2 * i - 1], '|(%d+)$'))
-  total = total + costs[i]
-end
-local i = 1
-while count + 1 > cap_q or total + cost > cap_t do
-  at = math.max(at, tonumber(inside[2 * i]) + span)
-  count = count - 1
-  total = total - costs[i]
-  i = i + 1
-end
-if at > now + horizon then
-  return {0, fmt(at - horizon - now), 0}
-end
-local gone = at - debt_at
-if gone < 0 then gone = 0 end
-local q_after = q_debt - gone * rq / span
+if td > burst * rt then at = math.max(at, start + (td - burst * rt) * span / rt) end
+at = fit(P, at, span, cost, math.max(1, math.floor(rq + eps)), math.max(math.floor(rt + eps), cost))
+local gone = math.max(0, at - debt_at)
+local q_after = st.q_debt - gone * rq / span
 if q_after < -credit then q_after = 0 end
-local t_after = math.max(0, t_debt - gone * rt / span)
-redis.call('ZADD', w, fmt(at), entry .. '|' .. cost)
-redis.call('HSET', s, 'last', fmt(at), 'q_debt', fmt(q_after + 1), 't_debt', fmt(t_after + cost), 'debt_at', fmt(at))
-redis.call('HINCRBY', s, 'granted', 1)
-redis.call('ZREM', q, ticket)
-redis.call('ZREM', l, ticket)
-touch(KEYS, ttl)
-return {1, fmt(at - now), fmt(at)}
+local t_after = math.max(0, st.t_debt - gone * rt / span)
+local member = entry .. '|' .. cost
+redis.call('ZADD', P, fmt(at), member)
+redis.call('HSET', S, 'q_debt', fmt(q_after + 1), 't_debt', fmt(t_after + cost), 'debt_at', fmt(math.max(at, debt_at)))
+touch(ttl)
+if at <= now then
+  local retry = commit(member, cost, now, st, qpm, tpm, window, span)
+  if not retry then return {2, '0', fmt(now)} end
+  at = retry
+end
+redis.call('ZADD', L, fmt(now + lease), member)
+return {1, fmt(at - now), fmt(now)}
 """
 )
 
-# KEYS: window, state. ARGV: old member, new member, cost delta. Returns 1 if the booking was live.
-_LUA_SETTLE = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not score then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[1], score, ARGV[2])
-local td = tonumber(redis.call('HGET', KEYS[2], 't_debt') or '0')
-redis.call('HSET', KEYS[2], 't_debt', string.format('%.17g', math.max(0, td + tonumber(ARGV[3]))))
-return 1
+# A planned request's owner renews its lease while it waits, and commits once its time has come.
+# ARGV: member, store time it was planned, cost, qpm, tpm, window, margin, lease, request credit, ttl
+# Returns {2, 0, now} when committed (send now), {1, wait} to come back after ``wait``, or {0, reason}
+# when it must book again: 'expired' (lease lapsed) or 'paused' (a 429 episode began after it
+# was planned: everyone plans again under the slowdown).
+_LUA_RENEW = (
+    _LUA_COMMON
+    + """
+local member, made, cost = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local qpm, tpm, window, margin = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local lease, credit, ttl = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local span = window + margin
+local now = store_now()
+expire_leases(now)
+local at = redis.call('ZSCORE', P, member)
+if not redis.call('ZSCORE', L, member) then
+  redis.call('ZREM', P, member)
+  return {0, 'expired'}
+end
+local st = state()
+if st.episode_at >= made then
+  release(member, credit)
+  return {0, 'paused'}
+end
+touch(ttl)
+at = tonumber(at or '0')
+if at <= now then
+  local retry = commit(member, cost, now, st, qpm, tpm, window, span)
+  if not retry then return {2, '0', fmt(now)} end
+  at = retry
+end
+redis.call('ZADD', L, fmt(now + lease), member)
+return {1, fmt(at - now)}
 """
+)
 
-# KEYS: window, state. ARGV: member, cost, request credit. Returns 1 if the booking was live.
-_LUA_RELEASE = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-local st = redis.call('HMGET', KEYS[2], 'q_debt', 't_debt')
-local qd = math.max(-tonumber(ARGV[3]), tonumber(st[1] or '0') - 1)
-local td = math.max(0, tonumber(st[2] or '0') - tonumber(ARGV[2]))
-redis.call('HSET', KEYS[2], 'q_debt', string.format('%.17g', qd), 't_debt', string.format('%.17g', td))
-return 1
+# ARGV: old member, new member, cost delta. Returns 1 if the request was still counted.
+_LUA_SETTLE = (
+    _LUA_COMMON
+    + """
+local found = 0
+for _, key in ipairs({P, C}) do
+  local score = redis.call('ZSCORE', key, ARGV[1])
+  if score then
+    redis.call('ZREM', key, ARGV[1])
+    redis.call('ZADD', key, score, ARGV[2])
+    found = 1
+  end
+end
+if found == 1 then
+  redis.call('HSET', S, 't_debt', fmt(math.max(0, state().t_debt + tonumber(ARGV[3]))))
+end
+return found
 """
+)
 
-# KEYS: state. ARGV: retry_after or '', booked time of the refused request or '', window, ttl,
+# ARGV: member, request credit. Returns 1 if the request was still counted.
+_LUA_RELEASE = (
+    _LUA_COMMON
+    + """
+return release(ARGV[1], tonumber(ARGV[2]))
+"""
+)
+
+# ARGV: retry_after or '', commit time of the refused request or '', window, ttl,
 #       backoff base, slowdown factor, min rate factor.
 # Returns {1, pause, new factor} for a new episode, {0, pause left, factor} for the same one.
 _LUA_RATE_LIMITED = (
     _LUA_COMMON
     + """
-local s = KEYS[1]
 local window, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
-local now = store_now(s)
-local st = redis.call('HMGET', s, 'pause_until', 'f0', 'recover_from', 'episode_at', 'episodes')
-local pause_until, f0, recover_from = num(st[1], 0), num(st[2], 1), num(st[3], 0)
-local episode_at, episodes = num(st[4], -1), num(st[5], 0)
+local now = store_now()
+local st = state()
+local episodes = num(redis.call('HGET', S, 'episodes'), 0)
 local given = nil
 if ARGV[1] ~= '' then given = math.min(tonumber(ARGV[1]), 5 * window) end
-local same = now < pause_until or (ARGV[2] ~= '' and tonumber(ARGV[2]) <= episode_at)
-if same then
+touch(ttl)
+if now < st.pause_until or (ARGV[2] ~= '' and tonumber(ARGV[2]) <= st.episode_at) then
   if given then
-    pause_until = math.max(pause_until, now + given)
-    recover_from = math.max(recover_from, pause_until)
-    redis.call('HSET', s, 'pause_until', fmt(pause_until), 'recover_from', fmt(recover_from))
+    local pause_until = math.max(st.pause_until, now + given)
+    redis.call('HSET', S, 'pause_until', fmt(pause_until), 'recover_from', fmt(math.max(st.recover_from, pause_until)))
+    st.pause_until = pause_until
   end
-  touch(KEYS, ttl)
-  return {0, fmt(math.max(0, pause_until - now)), fmt(factor(now, f0, recover_from, window))}
+  return {0, fmt(math.max(0, st.pause_until - now)), fmt(factor(st, now, window))}
 end
-local f = factor(now, f0, recover_from, window)
+local f = factor(st, now, window)
 if f < 1 then episodes = episodes + 1 else episodes = 1 end
 local pause = given
 if not pause then pause = math.min(tonumber(ARGV[5]) * 2 ^ (episodes - 1), window) end
-f0 = math.max(tonumber(ARGV[7]), f * tonumber(ARGV[6]))
-pause_until = math.max(pause_until, now + pause)
-redis.call('HSET', s, 'pause_until', fmt(pause_until), 'f0', fmt(f0), 'recover_from', fmt(pause_until),
+local f0 = math.max(tonumber(ARGV[7]), f * tonumber(ARGV[6]))
+local pause_until = math.max(st.pause_until, now + pause)
+redis.call('HSET', S, 'pause_until', fmt(pause_until), 'f0', fmt(f0), 'recover_from', fmt(pause_until),
   'episode_at', fmt(now), 'episodes', episodes)
-redis.call('HINCRBY', s, 'rate_limited', 1)
-touch(KEYS, ttl)
+redis.call('HINCRBY', S, 'rate_limited', 1)
 return {1, fmt(pause), fmt(f0)}
 """
 )
 
-# KEYS: window, queue, state. ARGV: span, window. Returns usage for snapshot().
+# ARGV: span, window. Returns usage for snapshot().
 _LUA_SNAPSHOT = (
     _LUA_COMMON
     + """
 local span, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-local now = store_now(KEYS[3])
-local inside = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. fmt(now - span), fmt(now))
+local now = store_now()
+local inside = redis.call('ZRANGEBYSCORE', C, '(' .. fmt(now - span), fmt(now))
 local tokens = 0
-for _, member in ipairs(inside) do tokens = tokens + tonumber(string.match(member, '|(%d+)$')) end
-local st = redis.call('HMGET', KEYS[3], 'pause_until', 'f0', 'recover_from', 'granted', 'rate_limited')
-local pause_until = num(st[1], 0)
-return {#inside, tokens, redis.call('ZCARD', KEYS[2]), fmt(math.max(0, pause_until - now)),
-  fmt(factor(now, num(st[2], 1), num(st[3], 0), window)), num(st[4], 0), num(st[5], 0)}
+for _, member in ipairs(inside) do tokens = tokens + member_cost(member) end
+local st = state()
+local counts = redis.call('HMGET', S, 'granted', 'rate_limited')
+return {#inside, tokens, redis.call('ZCARD', L), fmt(math.max(0, st.pause_until - now)),
+  fmt(factor(st, now, window)), num(counts[1], 0), num(counts[2], 0)}
 """
 )
 
@@ -390,6 +446,7 @@ return {#inside, tokens, redis.call('ZCARD', KEYS[2]), fmt(math.max(0, pause_unt
 # -------------------------------------------------------------------- redis clients, one per URL and process
 
 _clients: dict[str, Any] = {}
+_scripts: dict[str, dict[str, Any]] = {}
 _clients_lock = threading.Lock()
 
 
@@ -411,10 +468,11 @@ def _redis_client(url: str) -> Any:
                 # store must fail the call within seconds, not after a long backoff.
                 retry=Retry(NoBackoff(), 1),
             )
-            client.clova_scripts = {
+            _scripts[url] = {
                 name: client.register_script(text)
                 for name, text in (
-                    ("acquire", _LUA_ACQUIRE),
+                    ("book", _LUA_BOOK),
+                    ("renew", _LUA_RENEW),
                     ("settle", _LUA_SETTLE),
                     ("release", _LUA_RELEASE),
                     ("rate_limited", _LUA_RATE_LIMITED),
@@ -434,20 +492,31 @@ def _store_errors() -> tuple[type[BaseException], ...]:
 # -------------------------------------------------------------------- the limiter
 
 
+@dataclass
+class _Booking:
+    """A request's place in the shared line, until it is committed and sent."""
+
+    member: str
+    cost: int
+    #: Store clock time it joined the line (a 429 episode after it makes it plan again).
+    made: float
+    committed_at: float = 0.0
+
+
 class StoreReservation:
-    """A booking in the shared window; correct it once the response is in (as :class:`Reservation`)."""
+    """A sent booking in the shared window; correct it once the response is in (as :class:`Reservation`)."""
 
     __slots__ = ("_cost", "_entry", "_limiter", "_live", "estimate", "granted_at")
 
-    def __init__(self, limiter: StoreLimiter, entry: str, cost: int, granted_at: float) -> None:
+    def __init__(self, limiter: StoreLimiter, booking: _Booking) -> None:
         self._limiter = limiter
-        self._entry = entry
-        self._cost = cost
+        self._entry = booking.member.rpartition("|")[0]
+        self._cost = booking.cost
         self._live = True
         #: The cost reserved at booking.
-        self.estimate = cost
-        #: Store clock time the request was booked for.
-        self.granted_at = granted_at
+        self.estimate = booking.cost
+        #: Store clock time the request was committed (sent).
+        self.granted_at = booking.committed_at
 
     @property
     def member(self) -> str:
@@ -476,14 +545,10 @@ class StoreReservation:
         if not self._live:
             return
         self._live = False
-        self._limiter._release(self.member, self._cost)
+        self._limiter._release(self.member)
 
     def __repr__(self) -> str:
         return f"StoreReservation(cost={self.cost}, granted_at={self.granted_at:.3f}, released={self.released})"
-
-
-def _horizon(window: float) -> float:
-    return min(MAX_HORIZON_SECONDS, HORIZON_FRACTION * window)
 
 
 class StoreLimiter:
@@ -512,7 +577,9 @@ class StoreLimiter:
         self.settings = settings
         self._fallback_factory = fallback
         self._margin_given = margin_seconds
-        self._poll = poll_seconds
+        if not math.isfinite(poll_seconds) or poll_seconds <= 0:
+            raise ClovaStudioConfigError(f"poll_seconds must be a positive number, got {poll_seconds!r}")
+        self._poll = float(poll_seconds)
         self._sleep = sleep
         self._asleep = asleep
         self._lock = threading.Lock()
@@ -521,10 +588,9 @@ class StoreLimiter:
         self._window = window_seconds
         self._margin = 0.0
         self.reconfigure(budget, window_seconds=window_seconds)
-        tag = ":".join(key)
         # One hash tag: every key of a budget lands on the same Redis Cluster slot.
-        base = f"{KEY_PREFIX}:{{{tag}}}"
-        self._keys = [f"{base}:window", f"{base}:queue", f"{base}:leases", f"{base}:state"]
+        base = f"{KEY_PREFIX}:{{{':'.join(key)}}}"
+        self._keys = [f"{base}:plan", f"{base}:leases", f"{base}:sent", f"{base}:state"]
 
     def reconfigure(self, budget: Budget | None = None, *, window_seconds: float | None = None) -> None:
         """Change the budget or window; every call sends them, so the store keeps no stale copy."""
@@ -556,13 +622,14 @@ class StoreLimiter:
         return self._window + self._margin
 
     @property
-    def horizon_seconds(self) -> float:
-        """How far ahead of now a request may be booked."""
-        return _horizon(self._window)
+    def renew_seconds(self) -> float:
+        """How often a waiting owner renews its booking (and notices a 429 pause)."""
+        return min(self._poll, RENEW_FRACTION * self._window)
 
     @property
     def lease_seconds(self) -> float:
-        return LEASE_POLLS * self._poll
+        """A booking whose owner has not renewed it for this long is dropped (a killed worker)."""
+        return LEASE_RENEWALS * self.renew_seconds
 
     def _ttl(self) -> int:
         return math.ceil(TTL_SPANS * self.span_seconds + 60)
@@ -571,7 +638,7 @@ class StoreLimiter:
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         client = _redis_client(self.settings.url)
-        return client.clova_scripts[name](keys=keys, args=args, client=client)
+        return _scripts[self.settings.url][name](keys=keys, args=args, client=client)
 
     def _unreachable(self, exc: BaseException) -> RateLimiter:
         """The fallback limiter, or :class:`ClovaStudioBudgetStoreError` naming the fix."""
@@ -611,41 +678,63 @@ class StoreLimiter:
                 "input, or raise the model's tpm in the connection's extra.limits"
             )
 
-    def _acquire_args(self, ticket: str, cost: int, entry: str) -> list[Any]:
-        return [
-            ticket,
+    def _figures(self) -> list[Any]:
+        return [self._budget.qpm, self._budget.tpm, repr(self._window), repr(self._margin)]
+
+    def _book(self, cost: int) -> tuple[_Booking, float, bool]:
+        """Join the shared line: (booking, seconds to wait, committed: send now?)."""
+        entry = os.urandom(8).hex()
+        args = [
             cost,
-            self._budget.qpm,
-            self._budget.tpm,
-            repr(self._window),
-            repr(self._margin),
+            *self._figures(),
             repr(self.lease_seconds),
-            repr(self.horizon_seconds),
             entry,
             self._ttl(),
             repr(REQUEST_CREDIT),
             repr(TOKEN_BURST_FRACTION),
         ]
+        status, wait, made = self._run("book", self._keys, args)
+        booking = _Booking(f"{entry}|{cost}", cost, float(made))
+        if status == 2:
+            booking.committed_at = booking.made
+        return booking, max(0.0, float(wait)), status == 2
 
-    def _step(self, ticket: str, cost: int, entry: str) -> tuple[StoreReservation | None, float]:
-        """One poll: booked (and the wait until its time), or how long to wait before asking again."""
-        booked, wait_text, detail = self._run("acquire", self._keys, self._acquire_args(ticket, cost, entry))
-        wait = max(0.0, float(wait_text))
-        if booked:
-            return StoreReservation(self, entry, cost, float(detail)), wait
-        if int(detail) > 0:  # not at the head: wake in time to book within the horizon
-            wait = max(wait, self.horizon_seconds / 2)
-        return None, max(_MIN_SLEEP, min(wait, self._poll))
+    def _renew(self, booking: _Booking) -> tuple[float, bool] | None:
+        """Renew the lease, or commit once due: (seconds to wait, committed?); None to book again."""
+        args = [
+            booking.member,
+            repr(booking.made),
+            booking.cost,
+            *self._figures(),
+            repr(self.lease_seconds),
+            repr(REQUEST_CREDIT),
+            self._ttl(),
+        ]
+        reply = self._run("renew", self._keys, args)
+        if not reply[0]:
+            log.debug("%s: planned request %s; booking again", self.name, reply[1].decode())
+            return None
+        if reply[0] == 2:
+            booking.committed_at = float(reply[2])
+        return max(0.0, float(reply[1])), reply[0] == 2
 
-    def _leave(self, ticket: str) -> None:
-        with contextlib.suppress(*_store_errors()):
-            client = _redis_client(self.settings.url)
-            client.pipeline(transaction=False).zrem(self._keys[1], ticket).zrem(self._keys[2], ticket).execute()
+    def _next(self, booking: _Booking | None, cost: int) -> tuple[_Booking | None, float, bool]:
+        """One step of the wait: (booking, seconds to sleep, committed?). Runs off the event loop."""
+        if booking is None:
+            booking, left, sent = self._book(cost)
+        else:
+            renewed = self._renew(booking)
+            if renewed is None:
+                return None, 0.0, False
+            left, sent = renewed
+        if sent:
+            return booking, 0.0, True
+        return booking, max(_MIN_SLEEP, min(self.renew_seconds, left)), False
 
-    def _new_ticket(self, cost: int) -> tuple[str, str]:
-        self._check_cost(cost)
-        token = os.urandom(8).hex()
-        return f"{token}|{cost}", token
+    def _drop(self, booking: _Booking | None) -> None:
+        if booking is not None:
+            with contextlib.suppress(*_store_errors()):
+                self._run("release", self._keys, [booking.member, repr(REQUEST_CREDIT)])
 
     # ---------------------------------------------------------------- public calls
 
@@ -654,57 +743,47 @@ class StoreLimiter:
         fallen = self._fallen_back()
         if fallen is not None:
             return fallen.acquire(cost)
-        ticket, entry = self._new_ticket(cost)
-        started, logged, booked = time.monotonic(), False, False
+        self._check_cost(cost)
+        booking: _Booking | None = None
+        started, logged = time.monotonic(), False
         try:
             while True:
                 try:
-                    reservation, wait = self._step(ticket, cost, entry)
+                    booking, wait, go = self._next(booking, cost)
                 except _store_errors() as exc:
+                    booking = None
                     return self._unreachable(exc).acquire(cost)
-                if reservation is not None:
-                    booked = True
-                    self._wait_booked(reservation, wait)
+                if go and booking is not None:
+                    reservation, booking = StoreReservation(self, booking), None
                     return reservation
                 logged = self._log_wait(started, logged)
-                self._sleep(wait)
+                self._sleep(max(_MIN_SLEEP, wait))
         finally:
-            if not booked:
-                self._leave(ticket)
+            self._drop(booking)  # interrupted while waiting: give the slot back
 
     async def aacquire(self, cost: int) -> StoreReservation | Reservation:
         """Await until a request of ``cost`` tokens may be sent; store calls run off the event loop."""
         fallen = self._fallen_back()
         if fallen is not None:
             return await fallen.aacquire(cost)
-        ticket, entry = self._new_ticket(cost)
-        started, logged, booked = time.monotonic(), False, False
+        self._check_cost(cost)
+        booking: _Booking | None = None
+        started, logged = time.monotonic(), False
         try:
             while True:
                 try:
-                    reservation, wait = await asyncio.to_thread(self._step, ticket, cost, entry)
+                    booking, wait, go = await asyncio.to_thread(self._next, booking, cost)
                 except _store_errors() as exc:
+                    booking = None
                     return await self._unreachable(exc).aacquire(cost)
-                if reservation is not None:
-                    booked = True
-                    try:
-                        await self._asleep(wait)
-                    except BaseException:
-                        reservation.release()  # cancelled before sending: the booking did not count
-                        raise
+                if go and booking is not None:
+                    reservation, booking = StoreReservation(self, booking), None
                     return reservation
                 logged = self._log_wait(started, logged)
-                await self._asleep(wait)
+                await self._asleep(max(_MIN_SLEEP, wait))
         finally:
-            if not booked:
-                await asyncio.to_thread(self._leave, ticket)
-
-    def _wait_booked(self, reservation: StoreReservation, wait: float) -> None:
-        try:
-            self._sleep(wait)
-        except BaseException:
-            reservation.release()
-            raise
+            if booking is not None:
+                await asyncio.to_thread(self._drop, booking)
 
     def _log_wait(self, started: float, logged: bool) -> bool:
         if not logged and time.monotonic() - started >= _LOG_WAIT_SECONDS:
@@ -736,7 +815,7 @@ class StoreLimiter:
             repr(MIN_RATE_FACTOR),
         ]
         try:
-            new, pause, slowed_to = self._run("rate_limited", [self._keys[3]], args)
+            new, pause, slowed_to = self._run("rate_limited", self._keys, args)
         except _store_errors() as exc:
             log.warning("%s: could not record a 429 in the budget store (%s)", self.name, type(exc).__name__)
             return
@@ -753,20 +832,20 @@ class StoreLimiter:
 
     def _settle(self, old: str, new: str, delta: int) -> None:
         try:
-            self._run("settle", [self._keys[0], self._keys[3]], [old, new, delta])
+            self._run("settle", self._keys, [old, new, delta])
         except _store_errors() as exc:
             log.warning("%s: could not settle a booking in the budget store (%s)", self.name, type(exc).__name__)
 
-    def _release(self, member: str, cost: int) -> None:
+    def _release(self, member: str) -> None:
         try:
-            self._run("release", [self._keys[0], self._keys[3]], [member, cost, repr(REQUEST_CREDIT)])
+            self._run("release", self._keys, [member, repr(REQUEST_CREDIT)])
         except _store_errors() as exc:
             log.warning("%s: could not release a booking in the budget store (%s)", self.name, type(exc).__name__)
 
     def snapshot(self) -> dict[str, Any]:
         """Usage of the shared window now, as :meth:`RateLimiter.snapshot` reports it."""
         used_q, used_t, waiting, paused, factor, granted, limited = self._run(
-            "snapshot", [self._keys[0], self._keys[1], self._keys[3]], [repr(self.span_seconds), repr(self._window)]
+            "snapshot", self._keys, [repr(self.span_seconds), repr(self._window)]
         )
         return {
             "name": self.name,
@@ -836,6 +915,7 @@ def clear_store_limiters() -> None:
             with contextlib.suppress(Exception):
                 client.close()
         _clients.clear()
+        _scripts.clear()
 
 
 def _after_fork_in_child() -> None:
@@ -844,6 +924,7 @@ def _after_fork_in_child() -> None:
     _clients_lock = threading.Lock()
     _registry.clear()
     _clients.clear()
+    _scripts.clear()
 
 
 if hasattr(os, "register_at_fork"):

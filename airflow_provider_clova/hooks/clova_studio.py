@@ -67,9 +67,8 @@ class ClovaStudioHook(BaseHook):
         The password comes first and never depends on the extra parsing, so it is masked even
         when the rest of the connection is invalid.
         """
-        from airflow_provider_clova.client.errors import ClovaStudioConfigError
-
         from airflow_provider_clova.client.budget_store import store_secrets
+        from airflow_provider_clova.client.errors import ClovaStudioConfigError
 
         try:
             extra = _extra_dict(conn)

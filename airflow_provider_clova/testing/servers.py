@@ -68,7 +68,8 @@ def _start(
             line = ""
             if remaining <= 0:
                 _kill(process)
-                raise RuntimeError(f"{_name(argv)} did not get ready in {timeout:.0f} s; log: {log_file.name}") from None
+                name = _name(argv)
+                raise RuntimeError(f"{name} did not get ready in {timeout:.0f} s; log: {log_file.name}") from None
             continue
         if line is None:
             code = process.wait()
