@@ -269,6 +269,7 @@ local function release(member, credit)
   local st = state()
   redis.call('HSET', S, 'q_debt', fmt(math.max(-credit, st.q_debt - 1)),
     't_debt', fmt(math.max(0, st.t_debt - member_cost(member))))
+  if planned == 1 and sent == 0 then redis.call('HINCRBY', S, 'removed', 1) end
   return 1
 end
 -- Planned requests whose owner stopped renewing (a killed worker) leave the line.
@@ -276,6 +277,7 @@ local function expire_leases(now)
   for _, member in ipairs(redis.call('ZRANGEBYSCORE', L, '-inf', fmt(now))) do
     redis.call('ZREM', L, member)
     redis.call('ZREM', P, member)
+    redis.call('HINCRBY', S, 'removed', 1)
   end
 end
 """
@@ -283,7 +285,8 @@ end
 # Join the line: plan the request at the earliest time the buckets and the planned window
 # allow after the last planned one; commit it at once when that time has come.
 # ARGV: cost, qpm, tpm, window, margin, lease, entry id, ttl, request credit, token burst fraction
-# Returns {2, 0, made} when committed (send now), else {1, wait, made}: come back after ``wait``.
+# Returns {2, 0, made, 0} when committed (send now), else {1, wait, made, removals}: come back
+# after ``wait``.
 _LUA_BOOK = (
     _LUA_COMMON
     + """
@@ -300,6 +303,15 @@ local debt_at = st.debt_at or now
 local newest = redis.call('ZRANGE', P, -1, -1, 'WITHSCORES')
 local start = now
 if newest[2] and tonumber(newest[2]) > start then start = tonumber(newest[2]) end
+if debt_at > start then
+  -- The newest requests left the line (a killed worker, releases): pace from the newest one
+  -- still in it, not from slots nobody will use.
+  if newest[2] then
+    st.q_debt, st.t_debt, debt_at = math.min(st.q_debt, 1), math.min(st.t_debt, member_cost(newest[1])), tonumber(newest[2])
+  else
+    st.q_debt, st.t_debt, debt_at = 0, 0, now
+  end
+end
 local f = factor(st, now, window)
 local rq, rt = qpm * f, tpm * f
 local elapsed = math.max(0, start - debt_at)
@@ -320,17 +332,18 @@ redis.call('HSET', S, 'q_debt', fmt(q_after + 1), 't_debt', fmt(t_after + cost),
 touch(ttl)
 if at <= now then
   local retry = commit(member, cost, now, st, qpm, tpm, window, span)
-  if not retry then return {2, '0', fmt(now)} end
+  if not retry then return {2, '0', fmt(now), 0} end
   at = retry
 end
 redis.call('ZADD', L, fmt(now + lease), member)
-return {1, fmt(at - now), fmt(now)}
+return {1, fmt(at - now), fmt(now), num(redis.call('HGET', S, 'removed'), 0)}
 """
 )
 
 # A planned request's owner renews its lease while it waits, and commits once its time has come.
-# ARGV: member, store time it was planned, cost, qpm, tpm, window, margin, lease, request credit, ttl
-# Returns {2, 0, now} when committed (send now), {1, wait} to come back after ``wait``, or {0, reason}
+# ARGV: member, store time it was planned, cost, qpm, tpm, window, margin, lease, request credit, ttl,
+#       removals seen (the state's 'removed' counter when it last looked)
+# Returns {2, 0, now} when committed (send now), {1, wait, removals} to come back after ``wait``, or {0, reason}
 # when it must book again: 'expired' (lease lapsed) or 'paused' (a 429 episode began after it
 # was planned: everyone plans again under the slowdown).
 _LUA_RENEW = (
@@ -339,6 +352,7 @@ _LUA_RENEW = (
 local member, made, cost = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local qpm, tpm, window, margin = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local lease, credit, ttl = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local seen = tonumber(ARGV[11])
 local span = window + margin
 local now = store_now()
 expire_leases(now)
@@ -354,13 +368,29 @@ if st.episode_at >= made then
 end
 touch(ttl)
 at = tonumber(at or '0')
+local removed = num(redis.call('HGET', S, 'removed'), 0)
+if at > now and removed > seen then
+  -- Requests ahead left the line (a killed worker, a release): close the gap behind the one
+  -- before us, at the pace the buckets keep, rather than wait for slots nobody will use.
+  local rank = redis.call('ZRANK', P, member)
+  local close = now
+  if rank > 0 then
+    local prev = redis.call('ZRANGE', P, rank - 1, rank - 1, 'WITHSCORES')
+    local f = factor(st, now, window)
+    close = math.max(now, tonumber(prev[2]) + math.max(span / (qpm * f), member_cost(prev[1]) * span / (tpm * f)))
+  end
+  if close < at then
+    at = close
+    redis.call('ZADD', P, fmt(at), member)
+  end
+end
 if at <= now then
   local retry = commit(member, cost, now, st, qpm, tpm, window, span)
   if not retry then return {2, '0', fmt(now)} end
   at = retry
 end
 redis.call('ZADD', L, fmt(now + lease), member)
-return {1, fmt(at - now)}
+return {1, fmt(at - now), removed}
 """
 )
 
@@ -501,6 +531,8 @@ class _Booking:
     #: Store clock time it joined the line (a 429 episode after it makes it plan again).
     made: float
     committed_at: float = 0.0
+    #: The store's count of requests that left the line, when this one last looked.
+    removed: int = 0
 
 
 class StoreReservation:
@@ -642,7 +674,7 @@ class StoreLimiter:
 
     def _unreachable(self, exc: BaseException) -> RateLimiter:
         """The fallback limiter, or :class:`ClovaStudioBudgetStoreError` naming the fix."""
-        reason = _scrub(f"{type(exc).__name__}: {exc}", self.settings.url)
+        reason = _scrub(f"{type(exc).__name__}: {exc}", self.settings.url).rstrip(".")
         if self.settings.fallback == "static" and self._fallback_factory is not None:
             with self._lock:
                 first = self._down_until < time.monotonic()
@@ -693,8 +725,8 @@ class StoreLimiter:
             repr(REQUEST_CREDIT),
             repr(TOKEN_BURST_FRACTION),
         ]
-        status, wait, made = self._run("book", self._keys, args)
-        booking = _Booking(f"{entry}|{cost}", cost, float(made))
+        status, wait, made, removed = self._run("book", self._keys, args)
+        booking = _Booking(f"{entry}|{cost}", cost, float(made), removed=int(removed))
         if status == 2:
             booking.committed_at = booking.made
         return booking, max(0.0, float(wait)), status == 2
@@ -709,6 +741,7 @@ class StoreLimiter:
             repr(self.lease_seconds),
             repr(REQUEST_CREDIT),
             self._ttl(),
+            booking.removed,
         ]
         reply = self._run("renew", self._keys, args)
         if not reply[0]:
@@ -716,6 +749,8 @@ class StoreLimiter:
             return None
         if reply[0] == 2:
             booking.committed_at = float(reply[2])
+        else:
+            booking.removed = int(reply[2])
         return max(0.0, float(reply[1])), reply[0] == 2
 
     def _next(self, booking: _Booking | None, cost: int) -> tuple[_Booking | None, float, bool]:
