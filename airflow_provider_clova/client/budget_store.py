@@ -280,6 +280,43 @@ local function expire_leases(now)
     redis.call('HINCRBY', S, 'removed', 1)
   end
 end
+-- Plan ``member`` at the end of the line: the earliest time the pacing buckets and the planned
+-- window allow after the newest planned request (never before a pause ends).
+local function plan(member, cost, now, qpm, tpm, window, span, credit, burst)
+  local st = state()
+  local debt_at = st.debt_at or now
+  local newest = redis.call('ZRANGE', P, -1, -1, 'WITHSCORES')
+  local start = now
+  if newest[2] and tonumber(newest[2]) > start then start = tonumber(newest[2]) end
+  if debt_at > start then
+    -- The newest requests left the line (a killed worker, releases): pace from the newest one
+    -- still in it, not from slots nobody will use.
+    if newest[2] then
+      st.q_debt, st.t_debt = math.min(st.q_debt, 1), math.min(st.t_debt, member_cost(newest[1]))
+      debt_at = tonumber(newest[2])
+    else
+      st.q_debt, st.t_debt, debt_at = 0, 0, now
+    end
+  end
+  local f = factor(st, now, window)
+  local rq, rt = qpm * f, tpm * f
+  local elapsed = math.max(0, start - debt_at)
+  local qd = st.q_debt - elapsed * rq / span
+  if qd < -credit then qd = 0 end
+  local td = math.max(0, st.t_debt - elapsed * rt / span)
+  local at = math.max(start, st.pause_until)
+  if qd > 0 then at = math.max(at, start + qd * span / rq) end
+  if td > burst * rt then at = math.max(at, start + (td - burst * rt) * span / rt) end
+  at = fit(P, at, span, cost, math.max(1, math.floor(rq + eps)), math.max(math.floor(rt + eps), cost))
+  local gone = math.max(0, at - debt_at)
+  local q_after = st.q_debt - gone * rq / span
+  if q_after < -credit then q_after = 0 end
+  local t_after = math.max(0, st.t_debt - gone * rt / span)
+  redis.call('ZADD', P, fmt(at), member)
+  redis.call('HSET', S, 'q_debt', fmt(q_after + 1), 't_debt', fmt(t_after + cost),
+    'debt_at', fmt(math.max(at, debt_at)))
+  return at, st
+end
 """
 
 # Join the line: plan the request at the earliest time the buckets and the planned window
@@ -298,37 +335,8 @@ local span = window + margin
 local now = store_now()
 expire_leases(now)
 redis.call('ZREMRANGEBYSCORE', P, '-inf', fmt(now - span))
-local st = state()
-local debt_at = st.debt_at or now
-local newest = redis.call('ZRANGE', P, -1, -1, 'WITHSCORES')
-local start = now
-if newest[2] and tonumber(newest[2]) > start then start = tonumber(newest[2]) end
-if debt_at > start then
-  -- The newest requests left the line (a killed worker, releases): pace from the newest one
-  -- still in it, not from slots nobody will use.
-  if newest[2] then
-    st.q_debt, st.t_debt, debt_at = math.min(st.q_debt, 1), math.min(st.t_debt, member_cost(newest[1])), tonumber(newest[2])
-  else
-    st.q_debt, st.t_debt, debt_at = 0, 0, now
-  end
-end
-local f = factor(st, now, window)
-local rq, rt = qpm * f, tpm * f
-local elapsed = math.max(0, start - debt_at)
-local qd = st.q_debt - elapsed * rq / span
-if qd < -credit then qd = 0 end
-local td = math.max(0, st.t_debt - elapsed * rt / span)
-local at = math.max(start, st.pause_until)
-if qd > 0 then at = math.max(at, start + qd * span / rq) end
-if td > burst * rt then at = math.max(at, start + (td - burst * rt) * span / rt) end
-at = fit(P, at, span, cost, math.max(1, math.floor(rq + eps)), math.max(math.floor(rt + eps), cost))
-local gone = math.max(0, at - debt_at)
-local q_after = st.q_debt - gone * rq / span
-if q_after < -credit then q_after = 0 end
-local t_after = math.max(0, st.t_debt - gone * rt / span)
 local member = entry .. '|' .. cost
-redis.call('ZADD', P, fmt(at), member)
-redis.call('HSET', S, 'q_debt', fmt(q_after + 1), 't_debt', fmt(t_after + cost), 'debt_at', fmt(math.max(at, debt_at)))
+local at, st = plan(member, cost, now, qpm, tpm, window, span, credit, burst)
 touch(ttl)
 if at <= now then
   local retry = commit(member, cost, now, st, qpm, tpm, window, span)
@@ -343,13 +351,12 @@ return {1, fmt(at - now), fmt(now), num(redis.call('HGET', S, 'removed'), 0)}
 # A planned request's owner renews its lease while it waits, and commits once its time has come.
 # ARGV: member, store time it was planned, cost, qpm, tpm, window, margin, lease, request credit, ttl,
 #       removals seen (the state's 'removed' counter when it last looked)
-# Returns {2, 0, now} when committed (send now), {1, wait, removals} to come back after ``wait``, or {0, reason}
-# when it must book again: 'expired' (lease lapsed) or 'paused' (a 429 episode began after it
-# was planned: everyone plans again under the slowdown).
+# Returns {2, 0, now} when committed (send now), {1, wait, removals} to come back after
+# ``wait``, or {0, 'expired'} when its lease lapsed and it must book again.
 _LUA_RENEW = (
     _LUA_COMMON
     + """
-local member, made, cost = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local member, cost = ARGV[1], tonumber(ARGV[3])
 local qpm, tpm, window, margin = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local lease, credit, ttl = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local seen = tonumber(ARGV[11])
@@ -362,10 +369,6 @@ if not redis.call('ZSCORE', L, member) then
   return {0, 'expired'}
 end
 local st = state()
-if st.episode_at >= made then
-  release(member, credit)
-  return {0, 'paused'}
-end
 touch(ttl)
 at = tonumber(at or '0')
 local removed = num(redis.call('HGET', S, 'removed'), 0)
@@ -423,7 +426,8 @@ return release(ARGV[1], tonumber(ARGV[2]))
 )
 
 # ARGV: retry_after or '', commit time of the refused request or '', window, ttl,
-#       backoff base, slowdown factor, min rate factor.
+#       backoff base, slowdown factor, min rate factor, qpm, tpm, margin, request credit,
+#       token burst fraction.
 # Returns {1, pause, new factor} for a new episode, {0, pause left, factor} for the same one.
 _LUA_RATE_LIMITED = (
     _LUA_COMMON
@@ -452,6 +456,18 @@ local pause_until = math.max(st.pause_until, now + pause)
 redis.call('HSET', S, 'pause_until', fmt(pause_until), 'f0', fmt(f0), 'recover_from', fmt(pause_until),
   'episode_at', fmt(now), 'episodes', episodes)
 redis.call('HINCRBY', S, 'rate_limited', 1)
+-- Every request still waiting in the line, in its order, is planned again after the pause at
+-- the slowed pace (their owners see the new time at their next renewal).
+local qpm, tpm, margin = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local credit, burst = tonumber(ARGV[11]), tonumber(ARGV[12])
+local waiting = {}
+for _, member in ipairs(redis.call('ZRANGE', P, 0, -1)) do
+  if redis.call('ZSCORE', L, member) then table.insert(waiting, member) end
+end
+for _, member in ipairs(waiting) do redis.call('ZREM', P, member) end
+for _, member in ipairs(waiting) do
+  plan(member, member_cost(member), now, qpm, tpm, window, window + margin, credit, burst)
+end
 return {1, fmt(pause), fmt(f0)}
 """
 )
@@ -848,6 +864,10 @@ class StoreLimiter:
             repr(BACKOFF_BASE_SECONDS),
             repr(SLOWDOWN_FACTOR),
             repr(MIN_RATE_FACTOR),
+            *self._figures()[:2],
+            repr(self._margin),
+            repr(REQUEST_CREDIT),
+            repr(TOKEN_BURST_FRACTION),
         ]
         try:
             new, pause, slowed_to = self._run("rate_limited", self._keys, args)

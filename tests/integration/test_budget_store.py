@@ -118,9 +118,7 @@ def test_killed_worker_frees_the_budget_within_a_window(redis_server: RedisServe
         "window": window,
         "concurrency": 60,  # a line six windows deep
     }
-    child = subprocess.Popen(
-        [sys.executable, str(WORKER), "hold", json.dumps(spec)], stdout=subprocess.PIPE, text=True
-    )
+    child = subprocess.Popen([sys.executable, str(WORKER), "hold", json.dumps(spec)], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     for _ in range(4):  # four requests committed and "in flight", the rest planned
         assert child.stdout.readline().strip() == "COMMITTED"
@@ -224,8 +222,8 @@ def test_wrong_password_is_a_store_error_without_the_password(
     clova_emulator: ClovaEmulator, redis_server: RedisServer
 ) -> None:
     url = f"redis://:not-the-pw@{redis_server.host}:{redis_server.port}/0"
-    with ClovaStudioClient(chat_config(clova_emulator, budget_store=url)) as client:
-        with pytest.raises(ClovaStudioBudgetStoreError) as caught:
-            client.chat_completion([{"role": "user", "content": "hi"}], model="HCX-005")
+    config = chat_config(clova_emulator, budget_store=url)
+    with ClovaStudioClient(config) as client, pytest.raises(ClovaStudioBudgetStoreError) as caught:
+        client.chat_completion([{"role": "user", "content": "hi"}], model="HCX-005")
     assert "not-the-pw" not in str(caught.value)
     assert "AuthenticationError" in str(caught.value) or "invalid" in str(caught.value).lower()
