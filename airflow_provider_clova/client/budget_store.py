@@ -74,9 +74,9 @@ from airflow_provider_clova.client.limiter import (
     REQUEST_CREDIT,
     SLOWDOWN_FACTOR,
     TOKEN_BURST_FRACTION,
+    PacedWindow,
     RateLimiter,
     Reservation,
-    default_margin,
 )
 from airflow_provider_clova.client.limits import Budget
 
@@ -599,7 +599,7 @@ class StoreReservation:
         return f"StoreReservation(cost={self.cost}, granted_at={self.granted_at:.3f}, released={self.released})"
 
 
-class StoreLimiter:
+class StoreLimiter(PacedWindow):
     """The limiter's public calls (``acquire``, ``aacquire``, ``on_rate_limited``, ``snapshot``)
     against one budget kept in Redis for ``key`` = (account fingerprint, base model, app type).
 
@@ -642,32 +642,10 @@ class StoreLimiter:
 
     def reconfigure(self, budget: Budget | None = None, *, window_seconds: float | None = None) -> None:
         """Change the budget or window; every call sends them, so the store keeps no stale copy."""
-        budget = budget if budget is not None else self._budget
-        window = float(window_seconds if window_seconds is not None else self._window)
-        if not isinstance(budget, Budget):
-            raise ClovaStudioConfigError(f"budget must be a Budget, got {budget!r}")
-        if not math.isfinite(window) or window <= 0:
-            raise ClovaStudioConfigError(f"window_seconds must be a positive number, got {window!r}")
-        margin = default_margin(window) if self._margin_given is None else float(self._margin_given)
-        if not 0.0 <= margin < window:
-            raise ClovaStudioConfigError(f"margin_seconds must be in [0, window_seconds), got {margin!r}")
-        self._budget, self._window, self._margin = budget, window, margin
-
-    @property
-    def budget(self) -> Budget:
-        return self._budget
-
-    @property
-    def window_seconds(self) -> float:
-        return self._window
-
-    @property
-    def margin_seconds(self) -> float:
-        return self._margin
-
-    @property
-    def span_seconds(self) -> float:
-        return self._window + self._margin
+        self._budget, self._window, self._margin = self._check_window(
+            budget if budget is not None else self._budget,
+            window_seconds if window_seconds is not None else self._window,
+        )
 
     @property
     def renew_seconds(self) -> float:
