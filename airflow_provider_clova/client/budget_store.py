@@ -310,7 +310,8 @@ local function plan(member, cost, now, qpm, tpm, window, span, credit, burst)
   at = fit(P, at, span, cost, math.max(1, math.floor(rq + eps)), math.max(math.floor(rt + eps), cost))
   local gone = math.max(0, at - debt_at)
   local q_after = st.q_debt - gone * rq / span
-  if q_after < -credit then q_after = 0 end
+  -- Credit only absorbs a late wake-up; an idle spell or a pause banks nothing.
+  if q_after < -credit or at <= st.pause_until then q_after = math.max(0, q_after) end
   local t_after = math.max(0, st.t_debt - gone * rt / span)
   redis.call('ZADD', P, fmt(at), member)
   redis.call('HSET', S, 'q_debt', fmt(q_after + 1), 't_debt', fmt(t_after + cost),

@@ -227,3 +227,31 @@ def test_wrong_password_is_a_store_error_without_the_password(
         client.chat_completion([{"role": "user", "content": "hi"}], model="HCX-005")
     assert "not-the-pw" not in str(caught.value)
     assert "AuthenticationError" in str(caught.value) or "invalid" in str(caught.value).lower()
+
+
+def test_a_429_plans_the_waiting_line_again_after_the_pause(redis_server: RedisServer) -> None:
+    import threading
+
+    settings = StoreSettings(redis_server.url)
+    budget = Budget(qpm=10, tpm=10**6)
+    first = StoreLimiter(KEY, budget, settings, window_seconds=4.0).acquire(1)
+    committed: list[float] = []
+
+    def wait_one() -> None:
+        StoreLimiter(KEY, budget, settings, window_seconds=4.0, poll_seconds=0.2).acquire(1)
+        committed.append(time.monotonic())
+
+    threads = [threading.Thread(target=wait_one) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    watcher = StoreLimiter(KEY, budget, settings, window_seconds=4.0)
+    while watcher.snapshot()["waiting"] < 3:  # all three planned behind the first, 0.41 s apart
+        time.sleep(0.01)
+    watcher.on_rate_limited(retry_after=1.0, reservation=first)
+    limited = time.monotonic()
+    for thread in threads:
+        thread.join(30)
+    committed.sort()
+    assert committed[0] - limited >= 0.95  # nobody goes before the pause ends ...
+    # ... and the line then runs at half the pace: 4.1 s / 10 / 0.5 = 0.82 s apart.
+    assert min(b - a for a, b in zip(committed, committed[1:])) >= 0.7, committed
