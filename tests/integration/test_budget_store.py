@@ -6,6 +6,7 @@ error naming the fix (or, when asked, the static split), and the keys stay bound
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import logging
 import os
@@ -254,4 +255,4 @@ def test_a_429_plans_the_waiting_line_again_after_the_pause(redis_server: RedisS
     committed.sort()
     assert committed[0] - limited >= 0.95  # nobody goes before the pause ends ...
     # ... and the line then runs at half the pace: 4.1 s / 10 / 0.5 = 0.82 s apart.
-    assert min(b - a for a, b in zip(committed, committed[1:])) >= 0.7, committed
+    assert min(b - a for a, b in itertools.pairwise(committed)) >= 0.7, committed
