@@ -318,6 +318,16 @@ local function plan(member, cost, now, qpm, tpm, window, span, credit, burst)
     'debt_at', fmt(math.max(at, debt_at)))
   return at, st
 end
+-- Plan every request still waiting in the line again, in its order, at today's pace.
+local function replan(now, qpm, tpm, window, span, credit, burst)
+  local waiting = {}
+  for _, member in ipairs(redis.call('ZRANGE', P, 0, -1)) do
+    if redis.call('ZSCORE', L, member) then table.insert(waiting, member) end
+  end
+  for _, member in ipairs(waiting) do redis.call('ZREM', P, member) end
+  for _, member in ipairs(waiting) do plan(member, member_cost(member), now, qpm, tpm, window, span, credit, burst) end
+  redis.call('HSET', S, 'replanned_at', fmt(now))
+end
 """
 
 # Join the line: plan the request at the earliest time the buckets and the planned window
@@ -351,7 +361,8 @@ return {1, fmt(at - now), fmt(now), num(redis.call('HGET', S, 'removed'), 0)}
 
 # A planned request's owner renews its lease while it waits, and commits once its time has come.
 # ARGV: member, store time it was planned, cost, qpm, tpm, window, margin, lease, request credit, ttl,
-#       removals seen (the state's 'removed' counter when it last looked)
+#       removals seen (the state's 'removed' counter when it last looked), token burst fraction,
+#       re-plan interval while recovering from a 429
 # Returns {2, 0, now} when committed (send now), {1, wait, removals} to come back after
 # ``wait``, or {0, 'expired'} when its lease lapsed and it must book again.
 _LUA_RENEW = (
@@ -360,22 +371,26 @@ _LUA_RENEW = (
 local member, cost = ARGV[1], tonumber(ARGV[3])
 local qpm, tpm, window, margin = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local lease, credit, ttl = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-local seen = tonumber(ARGV[11])
+local seen, burst, every = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local span = window + margin
 local now = store_now()
 expire_leases(now)
-local at = redis.call('ZSCORE', P, member)
 if not redis.call('ZSCORE', L, member) then
   redis.call('ZREM', P, member)
   return {0, 'expired'}
 end
 local st = state()
 touch(ttl)
-at = tonumber(at or '0')
+if now < st.recover_from + window and now - num(redis.call('HGET', S, 'replanned_at'), 0) >= every then
+  -- The pace is recovering from a 429: the line planned at the slowed pace is planned again
+  -- at today's, at most once per renewal interval.
+  replan(now, qpm, tpm, window, span, credit, burst)
+end
+local at = tonumber(redis.call('ZSCORE', P, member) or '0')
 local removed = num(redis.call('HGET', S, 'removed'), 0)
 if at > now and removed > seen then
   -- Requests ahead left the line (a killed worker, a release): close the gap behind the one
-  -- before us, at the pace the buckets keep, rather than wait for slots nobody will use.
+  -- before us at the pace the buckets keep, rather than wait for slots nobody will use.
   local rank = redis.call('ZRANK', P, member)
   local close = now
   if rank > 0 then
@@ -460,15 +475,7 @@ redis.call('HINCRBY', S, 'rate_limited', 1)
 -- Every request still waiting in the line, in its order, is planned again after the pause at
 -- the slowed pace (their owners see the new time at their next renewal).
 local qpm, tpm, margin = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-local credit, burst = tonumber(ARGV[11]), tonumber(ARGV[12])
-local waiting = {}
-for _, member in ipairs(redis.call('ZRANGE', P, 0, -1)) do
-  if redis.call('ZSCORE', L, member) then table.insert(waiting, member) end
-end
-for _, member in ipairs(waiting) do redis.call('ZREM', P, member) end
-for _, member in ipairs(waiting) do
-  plan(member, member_cost(member), now, qpm, tpm, window, window + margin, credit, burst)
-end
+replan(now, qpm, tpm, window, window + margin, tonumber(ARGV[11]), tonumber(ARGV[12]))
 return {1, fmt(pause), fmt(f0)}
 """
 )
@@ -737,6 +744,8 @@ class StoreLimiter(PacedWindow):
             repr(REQUEST_CREDIT),
             self._ttl(),
             booking.removed,
+            repr(TOKEN_BURST_FRACTION),
+            repr(self.renew_seconds / 2),
         ]
         reply = self._run("renew", self._keys, args)
         if not reply[0]:
