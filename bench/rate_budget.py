@@ -205,7 +205,8 @@ async def run_provider(
     extra: dict[str, Any] = {"limits": limits, "rate_window_seconds": window}
     if store:
         extra["budget_store"] = store
-    config = config_from_connection(host=url, login=ACCESS_KEY, password=SECRET_KEY, extra=extra)
+    # chat takes the API key: signature v2 is for the tuning API only
+    config = config_from_connection(host=url, login=None, password=API_KEY, extra=extra)
     config = replace(config, rate_share=share)
     async with AsyncClovaStudioClient(config) as client:
         # Warm up (connection, lazily imported modules) with a read that spends no budget:

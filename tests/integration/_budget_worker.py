@@ -19,7 +19,7 @@ async def chat(spec: dict[str, Any]) -> None:
     from airflow_provider_clova.client.config import config_from_connection
 
     extra = {"limits": spec["limits"], "rate_window_seconds": spec["window"], "budget_store": spec["store"]}
-    config = config_from_connection(host=spec["url"], login="AK", password="SK", extra=extra)
+    config = config_from_connection(host=spec["url"], login=None, password=spec["api_key"], extra=extra)
     async with AsyncClovaStudioClient(config) as client:
         await client.list_tuning_tasks_page(0, 1)  # warm up: connection and imports ...
         call = client._chat_call([{"role": "user", "content": "."}], spec["model"], None, {})

@@ -51,7 +51,8 @@ def closed_port() -> int:
 
 
 def chat_config(emulator: ClovaEmulator, **extra: Any) -> Any:
-    return config_from_connection(host=emulator.url, login="AK", password="SK", extra=extra)
+    # Chat takes the API key (Bearer); signature v2 is for the tuning API only.
+    return config_from_connection(host=emulator.url, login=None, password=emulator.api_key, extra=extra)
 
 
 def max_in_window(times: list[float], window: float) -> int:
@@ -68,6 +69,7 @@ def test_worker_processes_share_one_budget_with_zero_429(
     emulator = clova_emulator_factory(limits=limits, rate_window_seconds=window, time_scale=0.01)
     spec = {
         "url": emulator.url,
+        "api_key": emulator.api_key,
         "store": redis_server.url,
         "limits": limits,
         "window": window,
