@@ -136,14 +136,7 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
                 hook.close()
 
     def _defaults(self, model: str) -> dict[str, Any]:
-        """The operator-wide parameters, checked once: a bad default is the task's error, not every row's."""
-        from airflow_provider_clova.client.catalog import model_info
-        from airflow_provider_clova.client.params import normalize_chat_params
-
-        defaults = coerce_parameters(self.parameters, where=f"{type(self).__name__}({self.task_id})")
-        info = model_info(model)
-        normalize_chat_params(defaults, api=info.api, max_output_tokens=info.max_output_tokens)
-        return defaults
+        return checked_defaults(self.parameters, model, where=f"{type(self).__name__}({self.task_id})")
 
     def _execute(
         self, hook: ClovaStudioHook, model: str, tuning_task_id: str | None, defaults: dict[str, Any], started: float
@@ -172,14 +165,30 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
         )
 
     def _settings(self, hook: ClovaStudioHook, budget: Budget) -> RunSettings:
-        from airflow_provider_clova.batch.run import RunSettings, Threshold
+        return run_settings(self, hook, budget)
 
-        per_minute = 60.0 / hook.config.rate_window_seconds
-        return RunSettings(
-            concurrency=self.max_concurrency,
-            threshold=Threshold(self.max_failed_rows, self.max_failed_fraction),
-            progress_interval=self.progress_interval,
-            checkpoint_interval=self.checkpoint_interval,
-            qpm=round(budget.qpm * hook.rate_share * per_minute, 1),
-            tpm=round(budget.tpm * hook.rate_share * per_minute),
-        )
+
+def checked_defaults(parameters: Any, model: str, *, where: str) -> dict[str, Any]:
+    """Operator-wide chat parameters, checked once: a bad default is the task's error, not every row's."""
+    from airflow_provider_clova.client.catalog import model_info
+    from airflow_provider_clova.client.params import normalize_chat_params
+
+    defaults = coerce_parameters(parameters, where=where)
+    info = model_info(model)
+    normalize_chat_params(defaults, api=info.api, max_output_tokens=info.max_output_tokens)
+    return defaults
+
+
+def run_settings(operator: Any, hook: ClovaStudioHook, budget: Budget) -> RunSettings:
+    """The batch engine's settings from an operator's ``max_concurrency``, threshold and intervals."""
+    from airflow_provider_clova.batch.run import RunSettings, Threshold
+
+    per_minute = 60.0 / hook.config.rate_window_seconds
+    return RunSettings(
+        concurrency=operator.max_concurrency,
+        threshold=Threshold(operator.max_failed_rows, operator.max_failed_fraction),
+        progress_interval=operator.progress_interval,
+        checkpoint_interval=operator.checkpoint_interval,
+        qpm=round(budget.qpm * hook.rate_share * per_minute, 1),
+        tpm=round(budget.tpm * hook.rate_share * per_minute),
+    )
