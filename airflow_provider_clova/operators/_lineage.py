@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_clova.client.config import DEFAULT_HOST
+
 FACTS_ATTRIBUTE = "_clova_lineage_facts"
 SCHEMA_BASE = "https://github.com/airflow-provider-clova/airflow-provider-clova/blob/main/docs/lineage.md#"
 
@@ -48,6 +50,40 @@ def facts_of(operator: Any) -> dict[str, Any] | None:
     return dict(facts) if facts else None
 
 
+def tuning_facts(operator: Any, result: Mapping[str, Any]) -> dict[str, Any]:
+    """What a finished training tells downstream: the model's ids, how it was trained, from what."""
+    facts = {key: result[key] for key in ("task_id", "name", "model", "train_loss", "chat_completions_path")}
+    learning_rate = getattr(operator, "learning_rate", None)
+    facts.update(
+        {
+            "epochs": result.get("epochs"),
+            "learning_rate": float(learning_rate) if learning_rate not in (None, "") else None,
+            "num_tokens": result.get("num_tokens"),
+            "data_rows": result.get("data_rows"),
+            "dataset": f"s3://{operator.dataset_bucket}/{operator.dataset_key}",
+            "namespace": clova_namespace(getattr(operator.hook.config, "base_url", None) or DEFAULT_HOST),
+        }
+    )
+    return facts
+
+
+def batch_facts(
+    input_path: Any, summary: Mapping[str, Any], base_url: str, model: str, tuning_task_id: str | None
+) -> dict[str, Any]:
+    """What a finished batch tells downstream: input, output, model, counts."""
+    return {
+        "input": str(input_path),
+        "output": summary["output"],
+        "namespace": clova_namespace(base_url),
+        "model": model,
+        "tuning_task_id": tuning_task_id,
+        "rows": summary["rows"],
+        "ok": summary["ok"],
+        "failed": summary["failed"],
+        "charged_tokens": summary["tokens"]["charged_tokens"],
+    }
+
+
 # -- dataset names ---------------------------------------------------------------------
 def clova_namespace(base_url: str) -> str:
     return f"clova-studio://{urlsplit(base_url).netloc or base_url}"
@@ -64,7 +100,8 @@ def location(target: Any) -> tuple[str, str]:
         path = text[len("file://") :] if text.startswith("file://") else text
         return "file", os.path.abspath(path)
     parts = urlsplit(text)
-    return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/")
+    bucket = parts.netloc.rpartition("@")[2]  # ObjectStoragePath URIs may carry a conn id: s3://conn@bucket
+    return f"{parts.scheme}://{bucket}", parts.path.lstrip("/")
 
 
 # -- OpenLineage (optional) -------------------------------------------------------------
@@ -154,7 +191,7 @@ def tuning_lineage(operator: Any) -> Any:
         dataRows=facts.get("data_rows"),
     )
     return _lineage(
-        [(f"s3://{facts['dataset_bucket']}", facts["dataset_key"])],
+        [location(facts["dataset"])],
         [(facts["namespace"], model_name(facts.get("model"), facts.get("task_id")))],
         {"clovaStudioTuning": facet},
     )

@@ -129,11 +129,21 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
             model = resolve_base_model(probe, self.model, tuning_task_id)
             defaults = self._defaults(model)
             hook = probe.with_pool_share(self, model)
-            return self._execute(hook, model, tuning_task_id, defaults, started)
+            summary = self._execute(hook, model, tuning_task_id, defaults, started)
         finally:
             probe.close()
             if hook is not probe:
                 hook.close()
+        from airflow_provider_clova.operators._lineage import batch_facts, record
+
+        record(self, context, batch_facts(self.input_path, summary, *self._lineage_context))
+        return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: input file + model -> result file."""
+        from airflow_provider_clova.operators._lineage import batch_lineage
+
+        return batch_lineage(self)
 
     def _defaults(self, model: str) -> dict[str, Any]:
         return checked_defaults(self.parameters, model, where=f"{type(self).__name__}({self.task_id})")
@@ -152,6 +162,7 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
         validate = chat_validator(model, tuning_task_id, budget.token_ceiling(hook.rate_share))
         rows = ChatRows(model, tuning_task_id, defaults, validate)
         tuned = f" tuned task {tuning_task_id}" if tuning_task_id else ""
+        self._lineage_context = (config.base_url, model, tuning_task_id)
         return run_file(
             rows,
             as_input(self.input_path),
