@@ -19,6 +19,7 @@ asset is updated (Airflow 3; on 2.11 the weekly schedule alone).
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -60,8 +61,10 @@ OBJECT_STORAGE_CONN_ID = "ncloud_object_storage"
 DATASET_KEY = (
     "datasets/haneul-support/{{ ds_nodash if ds_nodash is defined else dag_run.run_after.strftime('%Y%m%d') }}.jsonl"
 )
-# Per-row results and the report of each run, next to the datasets (the conn id rides in the URI).
-EVALUATION_DIR = f"s3://{OBJECT_STORAGE_CONN_ID}@{BUCKET}/evaluations/haneul-support/{{{{ run_id }}}}"
+# Per-row results and the report of each run. An object store works too, e.g.
+# "s3://ncloud_object_storage@clova-datasets/evaluations" (the conn id rides in the URI; needs s3fs).
+EVALUATION_ROOT = os.environ.get("CLOVA_EVALUATION_DIR", os.path.join(tempfile.gettempdir(), "clova-evaluations"))
+EVALUATION_DIR = EVALUATION_ROOT + "/haneul-support/{{ run_id }}"
 POLL_INTERVAL = float(os.environ.get("CLOVA_EXAMPLE_POLL_INTERVAL", "60"))
 ACTIVE_MODEL_VARIABLE = "clova_active_tuning_task_id"
 MIN_SCORE = 0.5

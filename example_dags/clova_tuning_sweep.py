@@ -14,6 +14,7 @@ mapped over the evaluation's ``losers``.
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -36,6 +37,7 @@ POLL_INTERVAL = float(os.environ.get("CLOVA_EXAMPLE_POLL_INTERVAL", "60"))
 EPOCHS = [2, 4]
 LEARNING_RATES = ["1e-4", "5e-5"]
 MIN_SCORE = 0.5
+EVALUATION_ROOT = os.environ.get("CLOVA_EVALUATION_DIR", os.path.join(tempfile.gettempdir(), "clova-evaluations"))
 
 with DAG(
     dag_id="clova_tuning_sweep",
@@ -68,7 +70,7 @@ with DAG(
     evaluate = ClovaStudioEvaluationOperator(
         task_id="evaluate",
         input_path=str(SAMPLES / "evaluation_sample.jsonl"),
-        output_dir=f"s3://{OBJECT_STORAGE_CONN_ID}@{BUCKET}/evaluations/sweep/{{{{ run_id }}}}",
+        output_dir=EVALUATION_ROOT + "/sweep/{{ run_id }}",
         candidates=tune.output,  # every mapped result, named by its tuned task id
         metric="token_f1",
         min_score=MIN_SCORE,

@@ -39,7 +39,19 @@ if TYPE_CHECKING:
 __all__ = ["ClovaStudioBatchFailedError", "ClovaStudioBatchInferenceOperator"]
 
 
-class ClovaStudioBatchInferenceOperator(BaseOperator):
+class BatchEngineArguments:
+    """The batch engine's arguments, as attributes of an operator built on it (set by ``set_run_arguments``)."""
+
+    max_concurrency: int
+    max_failed_rows: int | None
+    max_failed_fraction: float | None
+    resume: bool
+    progress_interval: float
+    checkpoint_interval: float
+    work_dir: str | None
+
+
+class ClovaStudioBatchInferenceOperator(BatchEngineArguments, BaseOperator):
     """Run every chat request of a JSONL file through CLOVA Studio and write the results as JSONL.
 
     :param input_path: local path, ``file://``/``s3://`` URI or ``ObjectStoragePath`` of the requests.
@@ -93,30 +105,24 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        name = type(self).__name__
         if not model and not tuning_task_id:
-            raise ValueError(f"{name}: give model= (a base model) or tuning_task_id= (a tuned task)")
-        if max_concurrency < 1:
-            raise ValueError(f"{name}: max_concurrency must be at least 1, got {max_concurrency}")
-        if max_failed_rows is not None and max_failed_rows < 0:
-            raise ValueError(f"{name}: max_failed_rows must be >= 0, got {max_failed_rows}")
-        if max_failed_fraction is not None and not 0 <= max_failed_fraction <= 1:
-            raise ValueError(f"{name}: max_failed_fraction must be in [0, 1], got {max_failed_fraction}")
-        if progress_interval <= 0 or checkpoint_interval <= 0:
-            raise ValueError(f"{name}: progress_interval and checkpoint_interval must be > 0")
+            raise ValueError(f"{type(self).__name__}: give model= (a base model) or tuning_task_id= (a tuned task)")
+        set_run_arguments(
+            self,
+            max_concurrency=max_concurrency,
+            max_failed_rows=max_failed_rows,
+            max_failed_fraction=max_failed_fraction,
+            resume=resume,
+            progress_interval=progress_interval,
+            checkpoint_interval=checkpoint_interval,
+            work_dir=work_dir,
+        )
         self.input_path = input_path
         self.output_path = output_path
         self.model = model
         self.tuning_task_id = tuning_task_id
         self.parameters = parameters
         self.clova_conn_id = clova_conn_id
-        self.max_concurrency = max_concurrency
-        self.max_failed_rows = max_failed_rows
-        self.max_failed_fraction = max_failed_fraction
-        self.resume = resume
-        self.progress_interval = progress_interval
-        self.checkpoint_interval = checkpoint_interval
-        self.work_dir = work_dir
 
     # -- execute -----------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
@@ -179,6 +185,36 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
         return run_settings(self, hook, budget)
 
 
+def set_run_arguments(
+    operator: BatchEngineArguments,
+    *,
+    max_concurrency: int,
+    max_failed_rows: int | None,
+    max_failed_fraction: float | None,
+    resume: bool,
+    progress_interval: float,
+    checkpoint_interval: float,
+    work_dir: str | None,
+) -> None:
+    """Check and set the batch engine's arguments on an operator built on it (batch, evaluation)."""
+    name = type(operator).__name__
+    if max_concurrency < 1:
+        raise ValueError(f"{name}: max_concurrency must be at least 1, got {max_concurrency}")
+    if max_failed_rows is not None and max_failed_rows < 0:
+        raise ValueError(f"{name}: max_failed_rows must be >= 0, got {max_failed_rows}")
+    if max_failed_fraction is not None and not 0 <= max_failed_fraction <= 1:
+        raise ValueError(f"{name}: max_failed_fraction must be in [0, 1], got {max_failed_fraction}")
+    if progress_interval <= 0 or checkpoint_interval <= 0:
+        raise ValueError(f"{name}: progress_interval and checkpoint_interval must be > 0")
+    operator.max_concurrency = max_concurrency
+    operator.max_failed_rows = max_failed_rows
+    operator.max_failed_fraction = max_failed_fraction
+    operator.resume = resume
+    operator.progress_interval = progress_interval
+    operator.checkpoint_interval = checkpoint_interval
+    operator.work_dir = work_dir
+
+
 def checked_defaults(parameters: Any, model: str, *, where: str) -> dict[str, Any]:
     """Operator-wide chat parameters, checked once: a bad default is the task's error, not every row's."""
     from airflow_provider_clova.client.catalog import model_info
@@ -190,7 +226,7 @@ def checked_defaults(parameters: Any, model: str, *, where: str) -> dict[str, An
     return defaults
 
 
-def run_settings(operator: Any, hook: ClovaStudioHook, budget: Budget) -> RunSettings:
+def run_settings(operator: BatchEngineArguments, hook: ClovaStudioHook, budget: Budget) -> RunSettings:
     """The batch engine's settings from an operator's ``max_concurrency``, threshold and intervals."""
     from airflow_provider_clova.batch.run import RunSettings, Threshold
 

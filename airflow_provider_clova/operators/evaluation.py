@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_clova._compat import BaseOperator
 from airflow_provider_clova.client.errors import ClovaStudioConfigError, ClovaStudioEvaluationGateError
 from airflow_provider_clova.operators._arguments import coerce_parameters, resolve_base_model
+from airflow_provider_clova.operators.batch import BatchEngineArguments, set_run_arguments
 
 if TYPE_CHECKING:
     from airflow_provider_clova._compat import Context
@@ -106,7 +107,7 @@ def _read_records(source: Any) -> list[dict[str, Any]]:
     return [json.loads(raw) for _, raw in iter_lines(source)]
 
 
-class ClovaStudioEvaluationOperator(BaseOperator):
+class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
     """Evaluate two or more candidate models on a JSONL evaluation set; pick a winner through a gate.
 
     :param input_path: the evaluation set: local path, ``file://``/``s3://`` URI or
@@ -179,13 +180,16 @@ class ClovaStudioEvaluationOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        name = type(self).__name__
-        if max_concurrency < 1:
-            raise ValueError(f"{name}: max_concurrency must be at least 1, got {max_concurrency}")
-        if max_failed_fraction is not None and not 0 <= max_failed_fraction <= 1:
-            raise ValueError(f"{name}: max_failed_fraction must be in [0, 1], got {max_failed_fraction}")
-        if progress_interval <= 0 or checkpoint_interval <= 0:
-            raise ValueError(f"{name}: progress_interval and checkpoint_interval must be > 0")
+        set_run_arguments(
+            self,
+            max_concurrency=max_concurrency,
+            max_failed_rows=max_failed_rows,
+            max_failed_fraction=max_failed_fraction,
+            resume=resume,
+            progress_interval=progress_interval,
+            checkpoint_interval=checkpoint_interval,
+            work_dir=work_dir,
+        )
         self.input_path = input_path
         self.output_dir = output_dir
         self.candidates = candidates
@@ -198,13 +202,6 @@ class ClovaStudioEvaluationOperator(BaseOperator):
         self.judge_parameters = judge_parameters
         self.parameters = parameters
         self.clova_conn_id = clova_conn_id
-        self.max_concurrency = max_concurrency
-        self.max_failed_rows = max_failed_rows
-        self.max_failed_fraction = max_failed_fraction
-        self.resume = resume
-        self.progress_interval = progress_interval
-        self.checkpoint_interval = checkpoint_interval
-        self.work_dir = work_dir
 
     # -- arguments ---------------------------------------------------------------------
     def _where(self) -> str:

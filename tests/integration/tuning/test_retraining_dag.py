@@ -25,7 +25,7 @@ from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.testing.servers import ClovaEmulator, MotoServer
 from tests.integration.tuning.conftest import POLL, created, requests, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[3]
 AIRFLOW = Path(sys.executable).parent / "airflow"
@@ -50,6 +50,11 @@ def champion_task(moto_server: MotoServer, bucket: str) -> str:
     task = hook.create_tuning_task("HCX-003", dataset, name="haneul-support-champion")
     wait_for(lambda: hook.get_tuning_task(task.id).status.value == "SUCCEEDED", timeout=60)
     return task.id
+
+
+def dag_run_failed(log: Path) -> bool:
+    """True when the run ended without asking for approval (the approver would wait in vain)."""
+    return "Waiting for Human-in-the-loop input" not in log.read_text()
 
 
 def lineage_events(path: Path) -> dict[str, dict[str, Any]]:
@@ -84,6 +89,7 @@ def test_retraining_promotes_an_approved_better_model(
             "AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT": os.environ["AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT"],
             "AIRFLOW_CONN_NCLOUD_OBJECT_STORAGE": os.environ["AIRFLOW_CONN_NCLOUD_OBJECT_STORAGE"],
             "CLOVA_EXAMPLE_BUCKET": bucket,
+            "CLOVA_EVALUATION_DIR": str(tmp_path / "evaluations"),
             "CLOVA_EXAMPLE_POLL_INTERVAL": str(POLL),
             "PYTHONWARNINGS": "ignore",
         }
@@ -103,12 +109,22 @@ def test_retraining_promotes_an_approved_better_model(
         stderr=subprocess.STDOUT,
         text=True,
     )
+    log = tmp_path / "dags-test.log"
     try:
-        dag_run = run(str(AIRFLOW), "dags", "test", "clova_scheduled_retraining")
+        with log.open("w") as sink:
+            dag_run = subprocess.run(
+                [str(AIRFLOW), "dags", "test", "clova_scheduled_retraining"],
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                timeout=TIMEOUT,
+                check=False,
+            )
     finally:
+        approver.kill() if dag_run_failed(log) else None
         approved, _ = approver.communicate(timeout=60)
-    output = dag_run.stdout
-    assert dag_run.returncode == 0, output[-8000:]
+    output = log.read_text()
+    assert dag_run.returncode == 0, output[-8000:] + approved[-2000:]
 
     # the person saw the side-by-side table and chose to promote, through the REST API
     shown = json.loads(next(line for line in approved.splitlines() if line.startswith("APPROVED "))[9:])
@@ -124,17 +140,17 @@ def test_retraining_promotes_an_approved_better_model(
     # 24 rows asked of each candidate, each once
     assert requests(emulator, "chat.tuned") == {"200": 48}
 
-    # the per-row results and the report sit next to the datasets
-    keys = {o["Key"] for o in moto_server.s3_client().list_objects_v2(Bucket=bucket).get("Contents", [])}
-    run_dir = next(k.rsplit("/", 1)[0] for k in keys if k.endswith("/report.md"))
-    assert {f"{run_dir}/champion.jsonl", f"{run_dir}/challenger.jsonl"} <= keys
-    body = moto_server.s3_client().get_object(Bucket=bucket, Key=f"{run_dir}/challenger.jsonl")["Body"].read()
-    rows = [json.loads(line) for line in body.decode().splitlines()]
+    # the per-row results and the report of the run
+    (report,) = (tmp_path / "evaluations" / "haneul-support").glob("*/report.md")
+    run_dir = str(report.parent)
+    assert {p.name for p in report.parent.iterdir()} == {"champion.jsonl", "challenger.jsonl", "report.md"}
+    rows = [json.loads(line) for line in (report.parent / "challenger.jsonl").read_text().splitlines()]
     assert len(rows) == 24 and all(r["scores"]["exact_match"] == 1.0 for r in rows)  # learned verbatim
     assert sum(r["scores"]["regex"] is not None for r in rows) == 6
 
     # lineage: dataset file -> object -> tuned model -> evaluation results
     events = lineage_events(lineage)
+    assert "**PASSED**" in report.read_text()
     upload = events["upload_dataset"]
     assert upload["inputs"][0]["namespace"] == "file" and upload["inputs"][0]["name"].endswith("tuning_sample.jsonl")
     assert upload["outputs"][0]["namespace"] == f"s3://{bucket}"
