@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_clova._compat import BaseOperator
 from airflow_provider_clova.client.errors import ClovaStudioConfigError, ClovaStudioEvaluationGateError
-from airflow_provider_clova.operators._arguments import coerce_parameters, resolve_base_model
+from airflow_provider_clova.operators._arguments import coerce_parameters
 from airflow_provider_clova.operators.batch import BatchEngineArguments, set_run_arguments
 
 if TYPE_CHECKING:
@@ -269,7 +269,7 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
         started = time.monotonic()
         probe = hook = ClovaStudioHook(self.clova_conn_id)
         try:
-            model = resolve_base_model(probe, spec["model"], spec["tuning_task_id"])
+            model = probe.base_model(spec["model"], spec["tuning_task_id"])
             hook = probe.with_pool_share(self, model)
             return self._send(hook, name, model, spec["tuning_task_id"], judge, started)
         finally:
