@@ -89,7 +89,7 @@ def test_retraining_promotes_an_approved_better_model(
             "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
                 {"type": "file", "log_file_path": str(lineage), "append": True}
             ),
-            "AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT": os.environ["AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT"],
+            "AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT": emulator.conn_json(),  # an API key: chat takes Bearer only
             "AIRFLOW_CONN_NCLOUD_OBJECT_STORAGE": os.environ["AIRFLOW_CONN_NCLOUD_OBJECT_STORAGE"],
             "CLOVA_EXAMPLE_BUCKET": bucket,
             "CLOVA_EVALUATION_DIR": str(tmp_path / "evaluations"),
