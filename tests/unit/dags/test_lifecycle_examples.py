@@ -3,26 +3,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from importlib import resources
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "example_dags"
+from tests.unit.tuning.test_example_dags import load  # a fresh module each call
+
 SAMPLES = resources.files("airflow_provider_clova.datasets") / "samples"
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"_lifecycle_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def evaluation(passed: bool, champion: str | None = "old") -> dict[str, Any]:
