@@ -61,7 +61,6 @@ class ChatRows:
     validate: Validator
 
     fields: ClassVar[tuple[str, ...]] = ("messages", "parameters")
-
     id_field: ClassVar[str] = "id"
 
     def parse(self, item: dict[str, Any]) -> ChatRequest:

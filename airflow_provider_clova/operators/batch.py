@@ -32,101 +32,26 @@ from airflow_provider_clova.operators._arguments import coerce_parameters
 
 if TYPE_CHECKING:
     from airflow_provider_clova._compat import Context
-    from airflow_provider_clova.batch.run import RowKind, RunSettings
+    from airflow_provider_clova.batch.run import RunSettings
     from airflow_provider_clova.client.limits import Budget
     from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
-__all__ = ["BatchOperatorBase", "ClovaStudioBatchFailedError", "ClovaStudioBatchInferenceOperator"]
+__all__ = ["ClovaStudioBatchFailedError", "ClovaStudioBatchInferenceOperator"]
 
 
-class BatchOperatorBase(BaseOperator):
-    """What every operator on the batch engine shares: input and output, concurrency, the
-    failure threshold, resume, progress and checkpoints, and how a run is paced and started.
+class BatchEngineArguments:
+    """The batch engine's arguments, as attributes of an operator built on it (set by ``set_run_arguments``)."""
 
-    Subclasses build their row kind and call :meth:`_run`; the parameters are documented on
-    :class:`ClovaStudioBatchInferenceOperator`.
-    """
-
-    ui_color = "#03c75a"
-
-    def __init__(
-        self,
-        *,
-        input_path: Any,
-        output_path: Any,
-        clova_conn_id: str = "clova_studio_default",
-        max_concurrency: int = 16,
-        max_failed_rows: int | None = None,
-        max_failed_fraction: float | None = 0.05,
-        resume: bool = True,
-        progress_interval: float = 30.0,
-        checkpoint_interval: float = 60.0,
-        work_dir: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        name = type(self).__name__
-        if max_concurrency < 1:
-            raise ValueError(f"{name}: max_concurrency must be at least 1, got {max_concurrency}")
-        if max_failed_rows is not None and max_failed_rows < 0:
-            raise ValueError(f"{name}: max_failed_rows must be >= 0, got {max_failed_rows}")
-        if max_failed_fraction is not None and not 0 <= max_failed_fraction <= 1:
-            raise ValueError(f"{name}: max_failed_fraction must be in [0, 1], got {max_failed_fraction}")
-        if progress_interval <= 0 or checkpoint_interval <= 0:
-            raise ValueError(f"{name}: progress_interval and checkpoint_interval must be > 0")
-        self.input_path = input_path
-        self.output_path = output_path
-        self.clova_conn_id = clova_conn_id
-        self.max_concurrency = max_concurrency
-        self.max_failed_rows = max_failed_rows
-        self.max_failed_fraction = max_failed_fraction
-        self.resume = resume
-        self.progress_interval = progress_interval
-        self.checkpoint_interval = checkpoint_interval
-        self.work_dir = work_dir
-
-    def _run(
-        self,
-        hook: ClovaStudioHook,
-        rows: RowKind,
-        budget: Budget,
-        *,
-        target: str,
-        started: float,
-        previous: Any = None,
-    ) -> dict[str, Any]:
-        """One try of the engine over this operator's input and output (see :func:`run_file`)."""
-        from airflow_provider_clova.batch.job import run_file
-        from airflow_provider_clova.batch.store import as_input, store_for
-
-        return run_file(
-            rows,
-            as_input(self.input_path),
-            store_for(self.output_path, work_dir=self.work_dir),
-            self._settings(hook, budget),
-            connect=hook.aget_async_conn,
-            resume=self.resume,
-            target=target,
-            log=self.log.info,
-            started=started,
-            previous=None if previous is None else as_input(previous),
-        )
-
-    def _settings(self, hook: ClovaStudioHook, budget: Budget) -> RunSettings:
-        from airflow_provider_clova.batch.run import RunSettings, Threshold
-
-        per_minute = 60.0 / hook.config.rate_window_seconds
-        return RunSettings(
-            concurrency=self.max_concurrency,
-            threshold=Threshold(self.max_failed_rows, self.max_failed_fraction),
-            progress_interval=self.progress_interval,
-            checkpoint_interval=self.checkpoint_interval,
-            qpm=round(budget.qpm * hook.rate_share * per_minute, 1),
-            tpm=round(budget.tpm * hook.rate_share * per_minute),
-        )
+    max_concurrency: int
+    max_failed_rows: int | None
+    max_failed_fraction: float | None
+    resume: bool
+    progress_interval: float
+    checkpoint_interval: float
+    work_dir: str | None
 
 
-class ClovaStudioBatchInferenceOperator(BatchOperatorBase):
+class ClovaStudioBatchInferenceOperator(BatchEngineArguments, BaseOperator):
     """Run every chat request of a JSONL file through CLOVA Studio and write the results as JSONL.
 
     :param input_path: local path, ``file://``/``s3://`` URI or ``ObjectStoragePath`` of the requests.
@@ -149,8 +74,8 @@ class ClovaStudioBatchInferenceOperator(BatchOperatorBase):
     :return: ``{"rows", "ok", "failed", "skipped_as_done", "reused", "input_errors", "missing", "sent",
         "output", "tokens": {"prompt_tokens", "completion_tokens", "total_tokens",
         "charged_tokens"}, "elapsed_seconds", "sending_seconds"}``; ``tokens``, ``sent`` and
-        ``sending_seconds`` (first request to last answer) count this try only;
-        ``reused`` counts the rows whose result was read from a finished earlier output.
+        ``sending_seconds`` (first request to last answer) count this try only; ``reused``
+        counts the rows whose result was read from a finished earlier output.
     """
 
     template_fields: Sequence[str] = (
@@ -161,6 +86,7 @@ class ClovaStudioBatchInferenceOperator(BatchOperatorBase):
         "parameters",
         "clova_conn_id",
     )
+    ui_color = "#03c75a"
 
     def __init__(
         self,
@@ -170,14 +96,35 @@ class ClovaStudioBatchInferenceOperator(BatchOperatorBase):
         model: str | None = None,
         tuning_task_id: str | None = None,
         parameters: Mapping[str, Any] | str | None = None,
+        clova_conn_id: str = "clova_studio_default",
+        max_concurrency: int = 16,
+        max_failed_rows: int | None = None,
+        max_failed_fraction: float | None = 0.05,
+        resume: bool = True,
+        progress_interval: float = 30.0,
+        checkpoint_interval: float = 60.0,
+        work_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(input_path=input_path, output_path=output_path, **kwargs)
+        super().__init__(**kwargs)
         if not model and not tuning_task_id:
             raise ValueError(f"{type(self).__name__}: give model= (a base model) or tuning_task_id= (a tuned task)")
+        set_run_arguments(
+            self,
+            max_concurrency=max_concurrency,
+            max_failed_rows=max_failed_rows,
+            max_failed_fraction=max_failed_fraction,
+            resume=resume,
+            progress_interval=progress_interval,
+            checkpoint_interval=checkpoint_interval,
+            work_dir=work_dir,
+        )
+        self.input_path = input_path
+        self.output_path = output_path
         self.model = model
         self.tuning_task_id = tuning_task_id
         self.parameters = parameters
+        self.clova_conn_id = clova_conn_id
 
     # -- execute -----------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
@@ -190,32 +137,107 @@ class ClovaStudioBatchInferenceOperator(BatchOperatorBase):
             model = probe.base_model(self.model, tuning_task_id)
             defaults = self._defaults(model)
             hook = probe.with_pool_share(self, model)
-            return self._execute(hook, model, tuning_task_id, defaults, started)
+            summary = self._execute(hook, model, tuning_task_id, defaults, started)
         finally:
             probe.close()
             if hook is not probe:
                 hook.close()
+        from airflow_provider_clova.operators._lineage import batch_facts, record
+
+        record(self, context, batch_facts(self.input_path, summary, *self._lineage_context))
+        return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: input file + model -> result file."""
+        from airflow_provider_clova.operators._lineage import batch_lineage
+
+        return batch_lineage(self)
 
     def _defaults(self, model: str) -> dict[str, Any]:
-        """The operator-wide parameters, checked once: a bad default is the task's error, not every row's."""
-        from airflow_provider_clova.client.catalog import model_info
-        from airflow_provider_clova.client.params import normalize_chat_params
-
-        defaults = coerce_parameters(self.parameters, where=f"{type(self).__name__}({self.task_id})")
-        info = model_info(model)
-        normalize_chat_params(defaults, api=info.api, max_output_tokens=info.max_output_tokens)
-        return defaults
+        return checked_defaults(self.parameters, model, where=f"{type(self).__name__}({self.task_id})")
 
     def _execute(
         self, hook: ClovaStudioHook, model: str, tuning_task_id: str | None, defaults: dict[str, Any], started: float
     ) -> dict[str, Any]:
         from airflow_provider_clova.batch.chat import ChatRows, chat_validator
+        from airflow_provider_clova.batch.job import run_file
+        from airflow_provider_clova.batch.store import as_input, store_for
         from airflow_provider_clova.client.catalog import model_info
         from airflow_provider_clova.client.limits import lookup_budget
 
         config = hook.config
         budget = lookup_budget(model, config.app_type, config.limits)
-        validate = chat_validator(model, tuning_task_id, budget.token_ceiling(hook.rate_share))
+        validate = chat_validator(model, tuning_task_id, budget.token_ceiling(config.pacing_share))
         rows = ChatRows(model, tuning_task_id, defaults, validate)
         tuned = f" tuned task {tuning_task_id}" if tuning_task_id else ""
-        return self._run(hook, rows, budget, target=f"{model}{tuned} ({model_info(model).api})", started=started)
+        self._lineage_context = (config.base_url, model, tuning_task_id)
+        return run_file(
+            rows,
+            as_input(self.input_path),
+            store_for(self.output_path, work_dir=self.work_dir),
+            self._settings(hook, budget),
+            connect=hook.aget_async_conn,
+            resume=self.resume,
+            target=f"{model}{tuned} ({model_info(model).api})",
+            log=self.log.info,
+            started=started,
+        )
+
+    def _settings(self, hook: ClovaStudioHook, budget: Budget) -> RunSettings:
+        return run_settings(self, hook, budget)
+
+
+def set_run_arguments(
+    operator: BatchEngineArguments,
+    *,
+    max_concurrency: int,
+    max_failed_rows: int | None,
+    max_failed_fraction: float | None,
+    resume: bool,
+    progress_interval: float,
+    checkpoint_interval: float,
+    work_dir: str | None,
+) -> None:
+    """Check and set the batch engine's arguments on an operator built on it (batch, evaluation, embedding)."""
+    name = type(operator).__name__
+    if max_concurrency < 1:
+        raise ValueError(f"{name}: max_concurrency must be at least 1, got {max_concurrency}")
+    if max_failed_rows is not None and max_failed_rows < 0:
+        raise ValueError(f"{name}: max_failed_rows must be >= 0, got {max_failed_rows}")
+    if max_failed_fraction is not None and not 0 <= max_failed_fraction <= 1:
+        raise ValueError(f"{name}: max_failed_fraction must be in [0, 1], got {max_failed_fraction}")
+    if progress_interval <= 0 or checkpoint_interval <= 0:
+        raise ValueError(f"{name}: progress_interval and checkpoint_interval must be > 0")
+    operator.max_concurrency = max_concurrency
+    operator.max_failed_rows = max_failed_rows
+    operator.max_failed_fraction = max_failed_fraction
+    operator.resume = resume
+    operator.progress_interval = progress_interval
+    operator.checkpoint_interval = checkpoint_interval
+    operator.work_dir = work_dir
+
+
+def checked_defaults(parameters: Any, model: str, *, where: str) -> dict[str, Any]:
+    """Operator-wide chat parameters, checked once: a bad default is the task's error, not every row's."""
+    from airflow_provider_clova.client.catalog import model_info
+    from airflow_provider_clova.client.params import normalize_chat_params
+
+    defaults = coerce_parameters(parameters, where=where)
+    info = model_info(model)
+    normalize_chat_params(defaults, api=info.api, max_output_tokens=info.max_output_tokens)
+    return defaults
+
+
+def run_settings(operator: BatchEngineArguments, hook: ClovaStudioHook, budget: Budget) -> RunSettings:
+    """The batch engine's settings from an operator's ``max_concurrency``, threshold and intervals."""
+    from airflow_provider_clova.batch.run import RunSettings, Threshold
+
+    per_minute = 60.0 / hook.config.rate_window_seconds
+    return RunSettings(
+        concurrency=operator.max_concurrency,
+        threshold=Threshold(operator.max_failed_rows, operator.max_failed_fraction),
+        progress_interval=operator.progress_interval,
+        checkpoint_interval=operator.checkpoint_interval,
+        qpm=round(budget.qpm * hook.config.pacing_share * per_minute, 1),
+        tpm=round(budget.tpm * hook.config.pacing_share * per_minute),
+    )

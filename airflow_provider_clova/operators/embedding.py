@@ -26,8 +26,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_clova._compat import BaseOperator
 from airflow_provider_clova.client.errors import ClovaStudioBatchFailedError
-from airflow_provider_clova.operators.batch import BatchOperatorBase
+from airflow_provider_clova.operators.batch import BatchEngineArguments, set_run_arguments
 
 if TYPE_CHECKING:
     from airflow_provider_clova._compat import Context
@@ -39,7 +40,7 @@ OUTPUT_FORMATS = ("jsonl", "parquet")
 RESERVED_FIELDS = ("id", "line", "ok", "error", "embedding", "input_tokens", "content_hash")
 
 
-class ClovaStudioEmbeddingOperator(BatchOperatorBase):
+class ClovaStudioEmbeddingOperator(BatchEngineArguments, BaseOperator):
     """Embed every text of a JSONL file with CLOVA Studio and write the vectors as JSONL (and Parquet).
 
     :param input_path: local path, ``file://``/``s3://`` URI or ``ObjectStoragePath`` of the texts.
@@ -60,7 +61,8 @@ class ClovaStudioEmbeddingOperator(BatchOperatorBase):
 
     The other parameters (``clova_conn_id``, ``max_concurrency``, ``max_failed_rows``,
     ``max_failed_fraction``, ``resume``, ``progress_interval``, ``checkpoint_interval``,
-    ``work_dir``) are those of ``ClovaStudioBatchInferenceOperator``.
+    ``work_dir``) are those of ``ClovaStudioBatchInferenceOperator``. Outlets get an asset
+    event whose extra holds the input, output, model and counts (also OpenLineage facets).
 
     :return: the batch summary (``rows``, ``ok``, ``failed``, ``sent``, ``reused``,
         ``skipped_as_done``, ``tokens``, ``output``, ...) plus ``model`` and, with Parquet, ``parquet``.
@@ -77,6 +79,8 @@ class ClovaStudioEmbeddingOperator(BatchOperatorBase):
         "clova_conn_id",
     )
 
+    ui_color = "#03c75a"
+
     def __init__(
         self,
         *,
@@ -89,9 +93,17 @@ class ClovaStudioEmbeddingOperator(BatchOperatorBase):
         previous_output: Any = None,
         output_format: str = "jsonl",
         parquet_path: Any = None,
+        clova_conn_id: str = "clova_studio_default",
+        max_concurrency: int = 16,
+        max_failed_rows: int | None = None,
+        max_failed_fraction: float | None = 0.05,
+        resume: bool = True,
+        progress_interval: float = 30.0,
+        checkpoint_interval: float = 60.0,
+        work_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(input_path=input_path, output_path=output_path, **kwargs)
+        super().__init__(**kwargs)
         name = type(self).__name__
         if output_format not in OUTPUT_FORMATS:
             raise ValueError(f"{name}: output_format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
@@ -104,6 +116,18 @@ class ClovaStudioEmbeddingOperator(BatchOperatorBase):
             )
         if not id_field or not text_field or id_field == text_field:
             raise ValueError(f"{name}: id_field and text_field must be two different, non-empty field names")
+        set_run_arguments(
+            self,
+            max_concurrency=max_concurrency,
+            max_failed_rows=max_failed_rows,
+            max_failed_fraction=max_failed_fraction,
+            resume=resume,
+            progress_interval=progress_interval,
+            checkpoint_interval=checkpoint_interval,
+            work_dir=work_dir,
+        )
+        self.input_path = input_path
+        self.output_path = output_path
         self.model = model
         self.id_field = id_field
         self.text_field = text_field
@@ -111,11 +135,10 @@ class ClovaStudioEmbeddingOperator(BatchOperatorBase):
         self.previous_output = previous_output
         self.output_format = output_format
         self.parquet_path = parquet_path
+        self.clova_conn_id = clova_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_clova.batch.embedding import EmbeddingRows
         from airflow_provider_clova.client.embeddings import embedding_model
-        from airflow_provider_clova.client.limits import lookup_budget
         from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
         started = time.monotonic()
@@ -127,18 +150,7 @@ class ClovaStudioEmbeddingOperator(BatchOperatorBase):
         probe = hook = ClovaStudioHook(self.clova_conn_id)
         try:
             hook = probe.with_pool_share(self, model)
-            config = hook.config
-            budget = lookup_budget(model, config.app_type, config.limits)
-            rows = EmbeddingRows(
-                model,
-                text_field=self.text_field,
-                id_field=self.id_field,
-                carry=self.carry_fields,
-                token_ceiling=budget.token_ceiling(hook.rate_share),
-            )
-            summary = self._run(
-                hook, rows, budget, target=model, started=started, previous=self.previous_output or None
-            )
+            summary = self._execute(hook, model, started)
         finally:
             probe.close()
             if hook is not probe:
@@ -146,12 +158,46 @@ class ClovaStudioEmbeddingOperator(BatchOperatorBase):
         summary["model"] = model
         if self.output_format == "parquet":
             summary["parquet"] = self._write_parquet()
-        from airflow_provider_clova.assets import annotate_outlet_events
+        from airflow_provider_clova.operators._lineage import batch_facts, record
 
-        annotate_outlet_events(
-            self, context, {key: summary[key] for key in ("output", "model", "rows", "ok", "failed", "sent", "reused")}
-        )
+        facts = batch_facts(self.input_path, summary, hook.config.base_url, model, None)
+        record(self, context, {**facts, "sent": summary["sent"], "reused": summary["reused"]})
         return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: input file + embedding model -> vectors file."""
+        from airflow_provider_clova.operators._lineage import batch_lineage
+
+        return batch_lineage(self)
+
+    def _execute(self, hook: Any, model: str, started: float) -> dict[str, Any]:
+        from airflow_provider_clova.batch.embedding import EmbeddingRows
+        from airflow_provider_clova.batch.job import run_file
+        from airflow_provider_clova.batch.store import as_input, store_for
+        from airflow_provider_clova.client.limits import lookup_budget
+        from airflow_provider_clova.operators.batch import run_settings
+
+        config = hook.config
+        budget = lookup_budget(model, config.app_type, config.limits)
+        rows = EmbeddingRows(
+            model,
+            text_field=self.text_field,
+            id_field=self.id_field,
+            carry=self.carry_fields,
+            token_ceiling=budget.token_ceiling(config.pacing_share),
+        )
+        return run_file(
+            rows,
+            as_input(self.input_path),
+            store_for(self.output_path, work_dir=self.work_dir),
+            run_settings(self, hook, budget),
+            connect=hook.aget_async_conn,
+            resume=self.resume,
+            target=model,
+            log=self.log.info,
+            started=started,
+            previous=as_input(self.previous_output) if self.previous_output else None,
+        )
 
     def _write_parquet(self) -> str:
         from airflow_provider_clova.batch.parquet import parquet_target, write_parquet

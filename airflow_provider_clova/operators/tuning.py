@@ -255,11 +255,16 @@ class ClovaStudioTuningOperator(BaseOperator):
         return result
 
     def _emit_asset_events(self, context: Context, result: dict[str, Any]) -> None:
-        """Attach the tuned model's ids to every outlet's asset event, for downstream DAGs."""
-        from airflow_provider_clova.assets import annotate_outlet_events
+        """Attach the tuned model's ids and lineage to every outlet's asset event (and OpenLineage)."""
+        from airflow_provider_clova.operators._lineage import record, tuning_facts
 
-        extra = {key: result[key] for key in ("task_id", "name", "model", "train_loss", "chat_completions_path")}
-        annotate_outlet_events(self, context, extra)
+        record(self, context, tuning_facts(self, result))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: dataset object -> tuned model, with the training's figures."""
+        from airflow_provider_clova.operators._lineage import tuning_lineage
+
+        return tuning_lineage(self)
 
     # -- submit / reattach -------------------------------------------------------------
     def _submit_or_reattach(self, context: Context) -> TuningTask:

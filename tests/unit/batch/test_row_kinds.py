@@ -34,7 +34,6 @@ class Texts:
     sent: list[str] = field(default_factory=list)
 
     fields: ClassVar[tuple[str, ...]] = ("text",)
-
     id_field: ClassVar[str] = "id"
 
     def parse(self, item: dict[str, Any]) -> str:
