@@ -214,6 +214,7 @@ async def run_batch(
                 "content": result.content,
                 "finish_reason": result.finish_reason,
                 "usage": usage.to_dict(),
+                **({"thinking_content": result.thinking_content} if result.thinking_content is not None else {}),
             }
         )
         stats.ok += 1

@@ -78,14 +78,17 @@ def tuning_result(task: TuningTask) -> dict[str, Any]:
 class ClovaStudioTuningOperator(BaseOperator):
     """Tune a CLOVA Studio model (LoRA) on a dataset in Object Storage.
 
-    :param model: base model to tune (``HCX-005``, ``HCX-DASH-002``, ``HCX-003``).
+    :param model: base model to tune: a tunable model of the catalog (``HCX-003`` today; a connection's
+        ``extra.models`` can open another). Any other model fails at the start of ``execute``, before
+        the dataset is read or anything is sent.
     :param dataset_bucket: Object Storage bucket holding the dataset.
     :param dataset_key: object key of the ``.jsonl``/``.csv`` dataset in that bucket.
     :param object_storage_conn_id: ``aws`` connection for Object Storage (extra ``endpoint_url``);
         its keys are sent to CLOVA Studio at execute time only, never templated, logged or pushed.
     :param name: task name; default derived from dag/task/run/map index (how retries reattach).
     :param train_epochs, learning_rate, tuning_type, tuning_task_type (taskType), validation_split_ratio, lora_r,
-        lora_alpha: the documented create fields (checked against their ranges before submit).
+        lora_alpha: the documented create fields, sent only when given (checked against their documented
+        ranges before submit; ``lora_r`` and ``lora_alpha`` only for being whole numbers).
     :param validate_dataset: stream the dataset through the provider's validator before submitting.
     :param wait_for_completion: wait for SUCCEEDED/FAILED; otherwise return right after submit.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
@@ -215,6 +218,10 @@ class ClovaStudioTuningOperator(BaseOperator):
 
     # -- execute -----------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_clova.client.catalog import tunable_model_info
+
+        # First: an untunable model fails before the dataset is streamed or tasks are listed.
+        tunable_model_info(str(self.model), self.hook.config.models, where=f"{type(self).__name__}({self.task_id})")
         task = self._submit_or_reattach(context)
         if not self.wait_for_completion or task.is_terminal:
             return self._finish(context, task) if task.is_terminal else tuning_result(task)
