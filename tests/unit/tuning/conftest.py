@@ -62,7 +62,7 @@ def task_json(
     status: str = "WAIT",
     *,
     name: str = "230821-130704",
-    model: str = "HCX-005",
+    model: str = "HCX-003",
     created: str = "2023-08-21T13:07:06+0900",
     **info: Any,
 ) -> dict[str, Any]:
@@ -136,12 +136,14 @@ class FakeService:
     get_errors: list[BaseException] = field(default_factory=list)
     delete_error: BaseException | None = None
     console_url: str | None = None
+    #: The connection's catalog overrides (extra.models).
+    models: dict[str, Any] = field(default_factory=dict)
     _ids: Iterator[str] = field(default_factory=lambda: iter(f"tsk{n:05d}" for n in range(1, 10**5)))
     _gets: dict[str, int] = field(default_factory=dict)
 
     @property
     def config(self) -> Any:
-        return SimpleNamespace(console_url=self.console_url)
+        return SimpleNamespace(console_url=self.console_url, models=self.models)
 
     def add(self, raw: dict[str, Any]) -> dict[str, Any]:
         self.tasks[raw["id"]] = raw

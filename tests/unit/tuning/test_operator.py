@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_clova.client.errors import (
+    ClovaStudioConfigError,
     ClovaStudioBadRequestError,
     ClovaStudioDatasetError,
     ClovaStudioError,
@@ -102,7 +103,7 @@ def operator(service: FakeService, **kwargs: Any) -> ClovaStudioTuningOperator:
     kwargs.setdefault("deferrable", False)
     kwargs.setdefault("poll_interval", 30.0)
     op = ClovaStudioTuningOperator(
-        model=kwargs.pop("model", "HCX-005"),
+        model=kwargs.pop("model", "HCX-003"),
         dataset_bucket="clova-datasets",
         dataset_key="datasets/support/train.jsonl",
         object_storage_conn_id=OBJ_CONN_ID,
@@ -180,7 +181,7 @@ def test_first_try_lists_by_name_then_creates_with_the_dataset(service: FakeServ
     assert service.kinds()[:2] == ["list", "create"]
     assert service.calls[0] == ("list", name_for())
     created = service.created[0]
-    assert created["model"] == "HCX-005"
+    assert created["model"] == "HCX-003"
     assert created["fields"] == {"name": name_for(), "trainEpochs": 4, "learningRate": 1e-4}
     ds = created["dataset"]
     assert (ds.bucket, ds.key, ds.access_key, ds.secret_key) == (
@@ -345,6 +346,25 @@ def test_a_missing_dataset_fails_before_any_create(service: FakeService, dataset
     with pytest.raises(ClovaStudioDatasetError, match=r"file\.noexist"):
         operator(service).execute(context_for(service))
     assert "create" not in service.kinds()
+
+
+@pytest.mark.parametrize("model", ["HCX-005", "HCX-DASH-002", "HCX-007"])
+def test_an_untunable_model_fails_first_naming_the_tunable_ones(
+    service: FakeService, dataset: dict[str, Any], model: str
+) -> None:
+    with pytest.raises(ClovaStudioConfigError) as info:
+        operator(service, model=model).execute(context_for(service))
+    assert f"ClovaStudioTuningOperator(tune): model {model!r} cannot be tuned; tunable models: HCX-003." in str(
+        info.value
+    )
+    # Before the dataset is streamed and before tasks are listed: nothing read, nothing sent.
+    assert service.calls == [] and dataset["opened"] == []
+
+
+def test_a_connection_can_open_a_model_to_tuning(service: FakeService, dataset: dict[str, Any]) -> None:
+    service.models = {"HCX-005": {"tunable": True}}
+    operator(service, model="HCX-005", wait_for_completion=False).execute(context_for(service))
+    assert service.kinds().count("create") == 1
 
 
 def test_validation_can_be_turned_off(service: FakeService, dataset: dict[str, Any]) -> None:
@@ -542,11 +562,12 @@ def test_on_kill_before_submit_does_nothing(service: FakeService) -> None:
 
 
 def test_result_dict(service: FakeService) -> None:
-    result = tuning_result(_task(succeeded_json("abcd1234", model="HCX-005", name="n1")))
+    result = tuning_result(_task(succeeded_json("abcd1234", model="HCX-003", name="n1")))
+    # HCX-003 speaks chat v1: its tuned model is used through the documented v1 task path.
     assert result == {
         "task_id": "abcd1234",
         "name": "n1",
-        "model": "HCX-005",
+        "model": "HCX-003",
         "status": "SUCCEEDED",
         "train_loss": 0.3125,
         "steps": 60,
@@ -554,11 +575,11 @@ def test_result_dict(service: FakeService) -> None:
         "epochs": 4,
         "data_rows": 120,
         "num_tokens": 9000,
-        "chat_completions_path": "/v3/tasks/abcd1234/chat-completions",
+        "chat_completions_path": "/v1/tasks/abcd1234/chat-completions",
     }
     assert json.loads(json.dumps(result)) == result
-    assert tuning_result(_task(succeeded_json("abcd1234", model="HCX-003")))["chat_completions_path"] == (
-        "/v1/tasks/abcd1234/chat-completions"
+    assert tuning_result(_task(succeeded_json("abcd1234", model="HCX-005")))["chat_completions_path"] == (
+        "/v3/tasks/abcd1234/chat-completions"
     )
     # a model this provider does not know yet still gives a result
     assert tuning_result(_task(succeeded_json("abcd1234", model="HCX-999")))["model"] == "HCX-999"
@@ -583,9 +604,9 @@ def test_success_attaches_the_model_to_every_outlet_asset_event(
     assert extra == {
         "task_id": "tsk00001",
         "name": name_for(),
-        "model": "HCX-005",
+        "model": "HCX-003",
         "train_loss": 0.3125,
-        "chat_completions_path": "/v3/tasks/tsk00001/chat-completions",
+        "chat_completions_path": "/v1/tasks/tsk00001/chat-completions",
     }
 
 
