@@ -21,11 +21,13 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 READY_RE = re.compile(r"CLOVA Studio emulator listening on (http://\S+)")
 MOTO_READY_RE = re.compile(r"Running on (http://[0-9a-zA-Z.\[\]:]+)")
 DEFAULT_TIME_SCALE = 0.01
+#: Which of the emulator's credentials a connection carries (see ``ClovaEmulator.conn_json``).
+Credentials = Literal["api_key", "iam+api_key", "iam"]
 
 
 def _pump(stream: IO[str], lines: queue.Queue[str | None], log: IO[str]) -> None:
@@ -129,30 +131,45 @@ class ClovaEmulator:
         """Forget tasks, counters and budget windows; faults return to the startup spec."""
         _call(f"{self.url}/_emulator/reset", "POST")
 
-    def conn_json(self, **extra: Any) -> str:
-        """An Airflow connection as JSON (e.g. for ``AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT``)."""
-        conn: dict[str, Any] = {
-            "conn_type": "clova_studio",
-            "host": self.url,
-            "login": self.access_key,
-            "password": self.secret_key,
-        }
+    def _credentials(self, credentials: Credentials, extra: dict[str, Any]) -> tuple[str | None, str]:
+        """login and password for ``credentials``; an API key next to IAM keys goes into ``extra``."""
+        if credentials == "api_key":
+            return None, self.api_key
+        if credentials == "iam+api_key":
+            extra.setdefault("api_key", self.api_key)
+        elif credentials != "iam":
+            raise ValueError(f"credentials={credentials!r}; use api_key, iam+api_key or iam")
+        return self.access_key, self.secret_key
+
+    def conn_json(self, *, credentials: Credentials = "api_key", **extra: Any) -> str:
+        """An Airflow connection as JSON (e.g. for ``AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT``).
+
+        ``credentials``: ``api_key`` (Bearer, every API; the default), ``iam+api_key`` (IAM keys
+        sign the tuning API, the API key sends the rest) or ``iam`` (tuning API only).
+        """
+        login, password = self._credentials(credentials, extra)
+        conn: dict[str, Any] = {"conn_type": "clova_studio", "host": self.url, "password": password}
+        if login:
+            conn["login"] = login
         if extra:
             conn["extra"] = extra
         return json.dumps(conn)
 
-    def connection_uri(self, **extra: Any) -> str:
+    def connection_uri(self, *, credentials: Credentials = "api_key", **extra: Any) -> str:
         """The same connection as an Airflow URI (the host URL is percent-encoded whole)."""
         quote = urllib.parse.quote
-        uri = f"clova-studio://{quote(self.access_key, safe='')}:{quote(self.secret_key, safe='')}@"
+        login, password = self._credentials(credentials, extra)
+        uri = f"clova-studio://{quote(login or '', safe='')}:{quote(password, safe='')}@"
         uri += quote(self.url, safe="")
         if extra:
             uri += "?__extra__=" + quote(json.dumps(extra), safe="")
         return uri
 
-    def env(self, conn_id: str = "clova_studio_default", **extra: Any) -> dict[str, str]:
+    def env(
+        self, conn_id: str = "clova_studio_default", *, credentials: Credentials = "api_key", **extra: Any
+    ) -> dict[str, str]:
         """``{"AIRFLOW_CONN_<ID>": conn_json}``, ready for ``monkeypatch.setenv`` or ``os.environ``."""
-        return {f"AIRFLOW_CONN_{conn_id.upper()}": self.conn_json(**extra)}
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": self.conn_json(credentials=credentials, **extra)}
 
     def stop(self) -> None:
         _kill(self.process)

@@ -108,15 +108,23 @@ def test_clova_emulator_fixture(clova_emulator: ClovaEmulator) -> None:
     )
     clova_emulator.reset()
     assert clova_emulator.stats()["requests_total"] == 0
+    # An API key (Bearer, every API) by default; IAM keys sign the tuning API next to it on request.
+    key = clova_emulator.api_key
     assert json.loads(clova_emulator.conn_json()) == {
+        "conn_type": "clova_studio",
+        "host": clova_emulator.url,
+        "password": key,
+    }
+    assert json.loads(clova_emulator.conn_json(credentials="iam+api_key")) == {
         "conn_type": "clova_studio",
         "host": clova_emulator.url,
         "login": "AK",
         "password": "SK",
+        "extra": {"api_key": key},
     }
     env = clova_emulator.env(rate_window_seconds=5)
     assert json.loads(env["AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT"])["extra"] == {"rate_window_seconds": 5}
-    assert "SK" not in repr(clova_emulator).replace("AK", "")
+    assert "SK" not in repr(clova_emulator).replace("AK", "") and key not in repr(clova_emulator)
 
 
 def test_fixture_is_reset_between_tests(clova_emulator: ClovaEmulator) -> None:
@@ -128,9 +136,11 @@ def test_fixture_is_reset_between_tests(clova_emulator: ClovaEmulator) -> None:
 def test_connection_uri_parses_in_airflow(clova_emulator: ClovaEmulator) -> None:
     from airflow.models.connection import Connection
 
-    conn = Connection(conn_id="clova", uri=clova_emulator.connection_uri(app_type="test"))
+    conn = Connection(conn_id="clova", uri=clova_emulator.connection_uri(credentials="iam", app_type="test"))
     assert (conn.conn_type, conn.host, conn.login, conn.password) == ("clova_studio", clova_emulator.url, "AK", "SK")
     assert conn.port is None and conn.extra_dejson == {"app_type": "test"}
+    conn = Connection(conn_id="clova", uri=clova_emulator.connection_uri())
+    assert (conn.host, conn.login, conn.password) == (clova_emulator.url, "", clova_emulator.api_key)
 
 
 def test_factory_with_moto(

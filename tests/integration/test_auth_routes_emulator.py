@@ -1,0 +1,47 @@
+"""Auth per endpoint family against the emulator: a connection with IAM keys and an API key signs
+the tuning API and chats with the key; one with IAM keys only never sends a chat request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from airflow_provider_clova.client.errors import ClovaStudioConfigError
+from airflow_provider_clova.testing.servers import ClovaEmulator
+
+pytestmark = pytest.mark.integration
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+def test_mixed_connection_signs_tuning_and_chats_with_the_key(
+    clova_emulator_factory: Callable[..., ClovaEmulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
+    emulator = clova_emulator_factory()
+    monkeypatch.setenv("AIRFLOW_CONN_CLOVA_MIXED", emulator.conn_json(credentials="iam+api_key"))
+    monkeypatch.setenv("AIRFLOW_CONN_CLOVA_IAM", emulator.conn_json(credentials="iam"))
+
+    mixed = ClovaStudioHook("clova_mixed")
+    try:
+        assert list(mixed.list_tuning_tasks()) == []
+        assert mixed.chat_completion(MESSAGES, model="HCX-005", maxTokens=16).content
+        assert mixed.count_tokens(MESSAGES, "HCX-003") > 0
+        ok, message = mixed.test_connection()
+        assert ok, message
+        assert message.count(": OK,") == 2  # the API key and the IAM keys, each checked
+    finally:
+        mixed.close()
+    seen = emulator.stats()["requests_total"]
+
+    iam_only = ClovaStudioHook("clova_iam")
+    try:
+        assert list(iam_only.list_tuning_tasks()) == []  # the tuning API takes signature v2
+        with pytest.raises(ClovaStudioConfigError, match="extra.api_key"):
+            iam_only.chat_completion(MESSAGES, model="HCX-005")
+        with pytest.raises(ClovaStudioConfigError, match="extra.api_key"):
+            iam_only.count_tokens(MESSAGES, "HCX-003")
+    finally:
+        iam_only.close()
+    assert emulator.stats()["requests_total"] == seen + 1  # only the listing reached the emulator
