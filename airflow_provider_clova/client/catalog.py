@@ -59,7 +59,7 @@ def validate_overrides(overrides: Overrides) -> dict[str, dict[str, Any]]:
     for model, entry in overrides.items():
         where = f"extra.models.{model}"
         if not isinstance(entry, Mapping):
-            raise ClovaStudioConfigError(f"{where} must be an object, e.g. {{\"tunable\": true}}")
+            raise ClovaStudioConfigError(f'{where} must be an object, e.g. {{"tunable": true}}')
         unknown = sorted(set(entry) - set(_FIELDS))
         if unknown:
             raise ClovaStudioConfigError(

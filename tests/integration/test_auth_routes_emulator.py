@@ -38,9 +38,9 @@ def test_mixed_connection_signs_tuning_and_chats_with_the_key(
     iam_only = ClovaStudioHook("clova_iam")
     try:
         assert list(iam_only.list_tuning_tasks()) == []  # the tuning API takes signature v2
-        with pytest.raises(ClovaStudioConfigError, match="extra.api_key"):
+        with pytest.raises(ClovaStudioConfigError, match=r"extra\.api_key"):
             iam_only.chat_completion(MESSAGES, model="HCX-005")
-        with pytest.raises(ClovaStudioConfigError, match="extra.api_key"):
+        with pytest.raises(ClovaStudioConfigError, match=r"extra\.api_key"):
             iam_only.count_tokens(MESSAGES, "HCX-003")
     finally:
         iam_only.close()

@@ -459,7 +459,9 @@ def test_non_tunable_model_rejected(model: str) -> None:
 
 
 def test_unknown_model_lists_tunable_ones() -> None:
-    with pytest.raises(ClovaStudioConfigError, match=r"'HCX-999' is not a CLOVA Studio model .*tunable models: HCX-003\."):
+    with pytest.raises(
+        ClovaStudioConfigError, match=r"'HCX-999' is not a CLOVA Studio model .*tunable models: HCX-003\."
+    ):
         tuning_body("HCX-999", DATASET, {})
 
 
@@ -618,7 +620,9 @@ def test_v3_temperature_zero_is_valid_v1_is_not() -> None:
     assert normalize_chat_params({"temperature": 0}, api="v3", max_output_tokens=4096) == {"temperature": 0.0}
     with pytest.raises(ClovaStudioConfigError, match=r"temperature=0.0 is out of range; expected a number in \(0, 1\]"):
         normalize_chat_params({"temperature": 0}, api="v1", max_output_tokens=4096)
-    with pytest.raises(ClovaStudioConfigError, match=r"temperature=1.01 is out of range; expected a number in \[0, 1\]"):
+    with pytest.raises(
+        ClovaStudioConfigError, match=r"temperature=1.01 is out of range; expected a number in \[0, 1\]"
+    ):
         normalize_chat_params({"temperature": 1.01}, api="v3", max_output_tokens=4096)
 
 
@@ -626,7 +630,11 @@ def test_v3_temperature_zero_is_valid_v1_is_not() -> None:
     ("model", "params", "match"),
     [
         ("HCX-007", {"max_tokens": 100}, "takes maxCompletionTokens \\(1-32768\\), not maxTokens; nothing was sent"),
-        ("HCX-007", {"thinking": {"effort": "extreme"}}, "thinking.effort='extreme' is not valid; expected one of none"),
+        (
+            "HCX-007",
+            {"thinking": {"effort": "extreme"}},
+            "thinking.effort='extreme' is not valid; expected one of none",
+        ),
         ("HCX-007", {"thinking": {"effort": "low", "budget": 10}}, "thinking takes only 'effort', not budget"),
         ("HCX-007", {"max_completion_tokens": 32769}, "maxCompletionTokens=32769 is out of range"),
         ("HCX-007", {"max_completion_tokens": 0}, "maxCompletionTokens=0 is out of range"),

@@ -161,6 +161,6 @@ async def test_async_client_refuses_before_sending(anything: respx.MockRouter) -
     from airflow_provider_clova.client.client import AsyncClovaStudioClient
 
     async with AsyncClovaStudioClient(make_config(auth="legacy_keys")) as client:
-        with pytest.raises(ClovaStudioConfigError, match="extra.apigw_api_key"):
+        with pytest.raises(ClovaStudioConfigError, match=r"extra\.apigw_api_key"):
             await client.get_tuning_task("abcd1234")
     assert anything.calls.call_count == 0

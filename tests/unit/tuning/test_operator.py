@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_clova.client.errors import (
-    ClovaStudioConfigError,
     ClovaStudioBadRequestError,
+    ClovaStudioConfigError,
     ClovaStudioDatasetError,
     ClovaStudioError,
     ClovaStudioServerError,
