@@ -21,13 +21,11 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 READY_RE = re.compile(r"CLOVA Studio emulator listening on (http://\S+)")
 MOTO_READY_RE = re.compile(r"Running on (http://[0-9a-zA-Z.\[\]:]+)")
 DEFAULT_TIME_SCALE = 0.01
-#: Which of the emulator's credentials a connection carries (see ``ClovaEmulator.conn_json``).
-Credentials = Literal["api_key", "iam+api_key", "iam"]
 
 
 def _pump(stream: IO[str], lines: queue.Queue[str | None], log: IO[str]) -> None:
@@ -131,23 +129,25 @@ class ClovaEmulator:
         """Forget tasks, counters and budget windows; faults return to the startup spec."""
         _call(f"{self.url}/_emulator/reset", "POST")
 
-    def _credentials(self, credentials: Credentials, extra: dict[str, Any]) -> tuple[str | None, str]:
-        """login and password for ``credentials``; an API key next to IAM keys goes into ``extra``."""
-        if credentials == "api_key":
-            return None, self.api_key
-        if credentials == "iam+api_key":
+    def _login_password(self, auth: str, extra: dict[str, Any]) -> tuple[str, str]:
+        """login and password for ``auth``; an API key next to IAM keys goes into ``extra``."""
+        if auth == "bearer":
+            return "", self.api_key
+        if auth == "apigw_v2+bearer":
             extra.setdefault("api_key", self.api_key)
-        elif credentials != "iam":
-            raise ValueError(f"credentials={credentials!r}; use api_key, iam+api_key or iam")
+        elif auth != "apigw_v2":
+            raise ValueError(f"auth must be 'bearer', 'apigw_v2' or 'apigw_v2+bearer', got {auth!r}")
         return self.access_key, self.secret_key
 
-    def conn_json(self, *, credentials: Credentials = "api_key", **extra: Any) -> str:
+    def conn_json(self, auth: str = "bearer", **extra: Any) -> str:
         """An Airflow connection as JSON (e.g. for ``AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT``).
 
-        ``credentials``: ``api_key`` (Bearer, every API; the default), ``iam+api_key`` (IAM keys
-        sign the tuning API, the API key sends the rest) or ``iam`` (tuning API only).
+        ``auth="bearer"`` (default): the API key as password, which every API accepts.
+        ``auth="apigw_v2"``: the NCP access/secret key pair, which only the tuning API accepts.
+        ``auth="apigw_v2+bearer"``: both; the IAM keys sign the tuning API, the API key
+        (``extra.api_key``) sends the rest.
         """
-        login, password = self._credentials(credentials, extra)
+        login, password = self._login_password(auth, extra)
         conn: dict[str, Any] = {"conn_type": "clova_studio", "host": self.url, "password": password}
         if login:
             conn["login"] = login
@@ -155,21 +155,19 @@ class ClovaEmulator:
             conn["extra"] = extra
         return json.dumps(conn)
 
-    def connection_uri(self, *, credentials: Credentials = "api_key", **extra: Any) -> str:
+    def connection_uri(self, auth: str = "bearer", **extra: Any) -> str:
         """The same connection as an Airflow URI (the host URL is percent-encoded whole)."""
         quote = urllib.parse.quote
-        login, password = self._credentials(credentials, extra)
-        uri = f"clova-studio://{quote(login or '', safe='')}:{quote(password, safe='')}@"
+        login, password = self._login_password(auth, extra)
+        uri = f"clova-studio://{quote(login, safe='')}:{quote(password, safe='')}@"
         uri += quote(self.url, safe="")
         if extra:
             uri += "?__extra__=" + quote(json.dumps(extra), safe="")
         return uri
 
-    def env(
-        self, conn_id: str = "clova_studio_default", *, credentials: Credentials = "api_key", **extra: Any
-    ) -> dict[str, str]:
+    def env(self, conn_id: str = "clova_studio_default", auth: str = "bearer", **extra: Any) -> dict[str, str]:
         """``{"AIRFLOW_CONN_<ID>": conn_json}``, ready for ``monkeypatch.setenv`` or ``os.environ``."""
-        return {f"AIRFLOW_CONN_{conn_id.upper()}": self.conn_json(credentials=credentials, **extra)}
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": self.conn_json(auth, **extra)}
 
     def stop(self) -> None:
         _kill(self.process)

@@ -115,7 +115,7 @@ def test_clova_emulator_fixture(clova_emulator: ClovaEmulator) -> None:
         "host": clova_emulator.url,
         "password": key,
     }
-    assert json.loads(clova_emulator.conn_json(credentials="iam+api_key")) == {
+    assert json.loads(clova_emulator.conn_json("apigw_v2+bearer")) == {
         "conn_type": "clova_studio",
         "host": clova_emulator.url,
         "login": "AK",
@@ -136,7 +136,7 @@ def test_fixture_is_reset_between_tests(clova_emulator: ClovaEmulator) -> None:
 def test_connection_uri_parses_in_airflow(clova_emulator: ClovaEmulator) -> None:
     from airflow.models.connection import Connection
 
-    conn = Connection(conn_id="clova", uri=clova_emulator.connection_uri(credentials="iam", app_type="test"))
+    conn = Connection(conn_id="clova", uri=clova_emulator.connection_uri("apigw_v2", app_type="test"))
     assert (conn.conn_type, conn.host, conn.login, conn.password) == ("clova_studio", clova_emulator.url, "AK", "SK")
     assert conn.port is None and conn.extra_dejson == {"app_type": "test"}
     conn = Connection(conn_id="clova", uri=clova_emulator.connection_uri())

@@ -20,8 +20,8 @@ def test_mixed_connection_signs_tuning_and_chats_with_the_key(
     from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
     emulator = clova_emulator_factory()
-    monkeypatch.setenv("AIRFLOW_CONN_CLOVA_MIXED", emulator.conn_json(credentials="iam+api_key"))
-    monkeypatch.setenv("AIRFLOW_CONN_CLOVA_IAM", emulator.conn_json(credentials="iam"))
+    monkeypatch.setenv("AIRFLOW_CONN_CLOVA_MIXED", emulator.conn_json("apigw_v2+bearer"))
+    monkeypatch.setenv("AIRFLOW_CONN_CLOVA_IAM", emulator.conn_json("apigw_v2"))
 
     mixed = ClovaStudioHook("clova_mixed")
     try:
