@@ -187,7 +187,7 @@ async def run_provider(
     config = config_from_connection(
         host=url,
         login=None,
-        password=API_KEY,  # chat goes with the API key (Bearer), as documented
+        password=API_KEY,  # chat takes the API key: signature v2 is for the tuning API only
         extra={"limits": limits, "rate_window_seconds": window},
     )
     config = replace(config, rate_share=share)

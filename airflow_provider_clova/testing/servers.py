@@ -224,6 +224,7 @@ def start_emulator(
     api_key_app_type: str = "test",
     seed: int = 0,
     max_dataset_bytes: int | None = None,
+    tunable_models: Sequence[str] | None = None,
     extra_args: Sequence[str] = (),
     startup_timeout: float = 60.0,
 ) -> ClovaEmulator:
@@ -240,6 +241,8 @@ def start_emulator(
         argv += ["--object-storage-endpoint", object_storage_endpoint]
     if max_dataset_bytes is not None:
         argv += ["--max-dataset-bytes", str(max_dataset_bytes)]
+    if tunable_models is not None:
+        argv += ["--tunable-models", ",".join(tunable_models)]
     if accounts:
         with tempfile.NamedTemporaryFile("w", prefix="clova-accounts-", suffix=".json", delete=False) as fh:
             json.dump({"accounts": list(accounts)}, fh)
