@@ -45,3 +45,33 @@ def test_mixed_connection_signs_tuning_and_chats_with_the_key(
     finally:
         iam_only.close()
     assert emulator.stats()["requests_total"] == seen + 1  # only the listing reached the emulator
+
+
+def test_hook_openai_clients_reuse_the_connection_against_the_emulator(
+    clova_emulator: ClovaEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
+    # IAM keys with the API key next to them: the SDK gets the API key, never the IAM secret.
+    monkeypatch.setenv("AIRFLOW_CONN_CLOVA_MIXED", clova_emulator.conn_json("apigw_v2+bearer", max_retries=0))
+    hook = ClovaStudioHook("clova_mixed")
+    client = hook.openai_client()
+    completion = client.chat.completions.create(model="HCX-005", messages=MESSAGES, max_tokens=8)
+    assert completion.choices[0].message.content and completion.usage is not None
+    assert completion.usage.completion_tokens <= 8
+    embedding = client.embeddings.create(model="bge-m3", input="hello", encoding_format="float")
+    assert len(embedding.data[0].embedding) == 1024
+    assert {"HCX-005", "bge-m3"} <= {model.id for model in client.models.list()}
+
+    async def ask() -> str | None:
+        aclient = await hook.aopenai_client()
+        try:
+            answer = await aclient.chat.completions.create(model="HCX-003", messages=MESSAGES, max_tokens=8)
+        finally:
+            await aclient.close()
+        return answer.choices[0].message.content
+
+    assert asyncio.run(ask())
+    assert clova_emulator.stats()["requests"]["openai.chat"] == {"200": 2}
