@@ -64,6 +64,11 @@ def test_hook_openai_clients_reuse_the_connection_against_the_emulator(
     embedding = client.embeddings.create(model="bge-m3", input="hello", encoding_format="float")
     assert len(embedding.data[0].embedding) == 1024
     assert {"HCX-005", "bge-m3"} <= {model.id for model in client.models.list()}
+    # langchain-naver on the same two values, as the README shows.
+    from langchain_naver import ChatClovaX
+
+    chat = ChatClovaX(model="HCX-005", api_key=client.api_key, base_url=str(client.base_url), max_retries=0)  # type: ignore[arg-type]
+    assert chat.invoke("hello").content
 
     async def ask() -> str | None:
         aclient = await hook.aopenai_client()
@@ -74,4 +79,4 @@ def test_hook_openai_clients_reuse_the_connection_against_the_emulator(
         return answer.choices[0].message.content
 
     assert asyncio.run(ask())
-    assert clova_emulator.stats()["requests"]["openai.chat"] == {"200": 2}
+    assert clova_emulator.stats()["requests"]["openai.chat"] == {"200": 3}
