@@ -16,6 +16,7 @@ from typing import Any, Literal
 import httpx
 
 from airflow_provider_clova.client.auth import BearerAuth, Credentials, LegacyKeyAuth, Scheme, SignatureV2Auth
+from airflow_provider_clova.client.budget_store import StoreSettings, parse_store_settings
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 from airflow_provider_clova.client.retry import RetryPolicy
 from airflow_provider_clova.client.routing import APIGW_HOST as APIGW_HOST
@@ -41,6 +42,8 @@ KNOWN_EXTRA: frozenset[str] = frozenset(
         "pool_slots",
         "max_retries",
         "console_url",
+        "budget_store",
+        "budget_store_fallback",
     }
 )
 
@@ -68,8 +71,19 @@ class ClientConfig:
     console_url: str | None = None
     #: Slots the CLOVA pools were created with (``extra.pool_slots``); None means the default.
     pool_slots: int | None = None
+    #: The shared QPM/TPM store (``extra.budget_store``); None paces each process on its own.
+    budget_store: StoreSettings | None = None
     #: Catalog overrides (``extra.models``), e.g. ``{"HCX-005": {"tunable": true}}``.
     models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def pacing_share(self) -> float:
+        """The share of each budget this caller's limiter paces at.
+
+        With a budget store every task draws from the whole shared budget (the pool only caps
+        how many run at once); without one, the static pool share (``rate_share``).
+        """
+        return 1.0 if self.budget_store is not None else self.rate_share
 
     @property
     def legacy_prefix(self) -> str:
@@ -251,6 +265,7 @@ def config_from_connection(
         console_url=str(extras["console_url"]) if extras.get("console_url") else None,
         pool_slots=_pool_slots(extras, where),
         models=_models(extras),
+        budget_store=parse_store_settings(extras.get("budget_store"), extras.get("budget_store_fallback"), where),
     )
 
 
