@@ -3,13 +3,16 @@
 Both run the same ``Call`` values (``calls.py``) through the same attempt logic: auth by
 ``httpx.Auth`` (fresh signature per attempt), one request id per logical call kept across
 retries, the envelope parser, the tenacity retry policy, and, for chat, the shared QPM/TPM
-limiter. Each client owns one pooled httpx client; use it as a context manager or call
-``close()``.
+limiter. Each client holds one pooled httpx client; use it as a context manager or call
+``close()``. Clients handed out by ``client.pool`` (the hook's ``get_conn`` / ``aget_conn``) are
+shared per connection settings (and event loop) and closed by the pool: their ``close()`` is a
+no-op. A client built directly uses the process's shared SSL context (see ``client.pool``).
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
@@ -39,6 +42,10 @@ REQUEST_ID_HEADER = "X-NCP-CLOVASTUDIO-REQUEST-ID"
 LIST_PAGE_SIZE = 50
 #: Joined request URLs kept per client (paths without a query string).
 _URL_CACHE_SIZE = 256
+#: Connections per client. A shared client serves every wait on a connection, so idle
+#: connections are kept up to the same cap instead of httpx's 20 (fewer TCP/TLS set-ups);
+#: the expiry stays httpx's 5 s, inside common servers' keep-alive timeouts.
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0)
 
 
 def new_request_id() -> str:
@@ -111,13 +118,22 @@ class _BaseClient:
         self.config = config
         self._task_models: dict[str, str] = {}
         self._urls: dict[str, httpx.URL] = {}
+        #: Set by ``client.pool`` for shared clients: the pool closes them, their users don't.
+        self._pooled = False
 
-    def _client_kwargs(self) -> dict[str, Any]:
+    def _client_kwargs(self, ssl_context: ssl.SSLContext | None) -> dict[str, Any]:
+        if ssl_context is None:
+            from airflow_provider_clova.client.pool import ssl_context as shared_context
+            from airflow_provider_clova.client.pool import tls_key
+
+            ssl_context = shared_context(tls_key(self.config))
         return {
             "base_url": self.config.base_url,
             "auth": self.config.auth,
             "timeout": httpx.Timeout(self.config.timeout, connect=min(10.0, self.config.timeout)),
-            "verify": self.config.verify,
+            # A context, never True/False: httpx would build (and load a CA bundle into) a new one.
+            "verify": ssl_context,
+            "limits": POOL_LIMITS,
             "headers": {"User-Agent": f"airflow-provider-clova/{__version__}", "Accept": "application/json"},
         }
 
@@ -196,9 +212,15 @@ class _BaseClient:
 class ClovaStudioClient(_BaseClient):
     """Synchronous client (operators, the hook, scripts)."""
 
-    def __init__(self, config: ClientConfig, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         super().__init__(config)
-        self._http = httpx.Client(transport=transport, **self._client_kwargs())
+        self._http = httpx.Client(transport=transport, **self._client_kwargs(ssl_context))
 
     def __enter__(self) -> ClovaStudioClient:
         return self
@@ -207,7 +229,16 @@ class ClovaStudioClient(_BaseClient):
         self.close()
 
     def close(self) -> None:
+        """Close the HTTP connections; a no-op on a pooled (shared) client."""
+        if not self._pooled:
+            self._http.close()
+
+    def _close_pooled(self) -> None:
         self._http.close()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._http.is_closed
 
     def call(self, call: Call) -> Any:
         """Run one logical call with retries; the request id stays the same across attempts.
@@ -307,9 +338,15 @@ class ClovaStudioClient(_BaseClient):
 class AsyncClovaStudioClient(_BaseClient):
     """Asynchronous twin for triggers and concurrent batch work; never blocks the event loop."""
 
-    def __init__(self, config: ClientConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         super().__init__(config)
-        self._http = httpx.AsyncClient(transport=transport, **self._client_kwargs())
+        self._http = httpx.AsyncClient(transport=transport, **self._client_kwargs(ssl_context))
 
     async def __aenter__(self) -> AsyncClovaStudioClient:
         return self
@@ -318,7 +355,16 @@ class AsyncClovaStudioClient(_BaseClient):
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the HTTP connections; a no-op on a pooled (shared) client."""
+        if not self._pooled:
+            await self._http.aclose()
+
+    async def _aclose_pooled(self) -> None:
         await self._http.aclose()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._http.is_closed
 
     async def call(self, call: Call) -> Any:
         """As ``ClovaStudioClient.call``: first attempt outside tenacity, a failure replayed into it."""

@@ -13,10 +13,18 @@ end is still seen at most ``poll_interval`` late unless the job finishes more th
 fast as both predictions. Waiting (WAIT) and running without progress are polled every
 ``poll_interval``. Errors that are worth retrying back off exponentially up to
 ``max_poll_interval``; the deadline is monotonic.
+
+Jitter: a thousand waits started together (a mapped tuning sweep, a triggerer restart) must
+not poll in lockstep. ``first_delay()`` spreads the first poll uniformly over
+``[0, first_poll_spread * poll_interval)`` (the trigger sleeps it before its first fetch), and
+every later pause is shortened by a random fraction below ``jitter`` (default 10 %), so waits
+that once lined up drift apart again. Jitter only ever shortens a pause: completion is still
+seen within one ``poll_interval``, at the price of at most ``1 / (1 - jitter)`` times the polls.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +35,13 @@ from airflow_provider_clova.client.models import TuningStatus, TuningTask
 
 EventStatus = Literal["success", "failed", "timeout", "error"]
 
+_RANDOM = random.Random()
+
+
+def uniform_fraction() -> float:
+    """The default jitter source: uniform in [0, 1) from this module's own generator."""
+    return _RANDOM.random()
+
 
 @dataclass(frozen=True)
 class PollPolicy:
@@ -35,12 +50,20 @@ class PollPolicy:
     poll_interval: float = 30.0
     max_poll_interval: float = 900.0
     max_consecutive_errors: int = 20
+    #: Each pause is shortened by a random fraction in ``[0, jitter)``; 0 turns jitter off.
+    jitter: float = 0.1
+    #: The first poll comes after a random pause in ``[0, first_poll_spread * poll_interval)``.
+    first_poll_spread: float = 1.0
 
     def __post_init__(self) -> None:
         if self.poll_interval <= 0:
             raise ValueError("poll_interval must be greater than 0")
         if self.max_poll_interval < self.poll_interval:
             raise ValueError("max_poll_interval must be at least poll_interval")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
+        if not 0 <= self.first_poll_spread <= 1:
+            raise ValueError("first_poll_spread must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -72,6 +95,8 @@ class TuningPoller:
     deadline: float | None = None  # on ``clock``'s scale; None waits forever
     clock: Callable[[], float] = time.monotonic
     log: Callable[[str], None] = lambda line: None
+    #: Uniform random numbers in [0, 1) for the jitter (a seeded ``Random().random`` in tests).
+    rng: Callable[[], float] = uniform_fraction
     polls: int = 0
     _last_line: str | None = field(default=None, repr=False)
     _errors: int = field(default=0, repr=False)
@@ -103,6 +128,13 @@ class TuningPoller:
                 outcome.to_dict(),
             )
         return self._sleep(self.next_delay(outcome, now), now)
+
+    def first_delay(self) -> float:
+        """The random pause before the first poll, so waits started together start apart."""
+        delay = self.rng() * self.policy.first_poll_spread * self.policy.poll_interval
+        if self.deadline is not None:
+            delay = max(0.0, min(delay, self.deadline - self.clock()))
+        return delay
 
     def next_delay(self, task: TuningTask, now: float) -> float:
         """Adaptive delay for a task that is not finished (see the module docstring)."""
@@ -156,6 +188,7 @@ class TuningPoller:
         return self._sleep(backoff, now)
 
     def _sleep(self, delay: float, now: float) -> PollEvent | Sleep:
+        delay *= 1.0 - self.policy.jitter * self.rng()  # only ever shorter: see the module docstring
         if self.deadline is not None:
             left = self.deadline - now
             if left <= 0:

@@ -77,23 +77,27 @@ class ClovaStudioTuningTrigger(BaseTrigger):
         from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
         poller = self._poller()
+        # Waits started together (a mapped sweep, a triggerer restart) start apart.
+        first_delay = poller.first_delay()
+        if first_delay > 0:
+            await asyncio.sleep(first_delay)
         try:
-            client = await ClovaStudioHook(self.clova_conn_id).aget_async_conn()
+            # Shared by every trigger on this connection in this triggerer's loop; the pool closes it.
+            client = await ClovaStudioHook(self.clova_conn_id).aget_conn()
         except Exception as exc:
             yield TriggerEvent(PollEvent("error", self.tuning_task_id, f"cannot use connection: {exc}").to_payload())
             return
-        async with client:
-            while True:
-                outcome: Any
-                try:
-                    outcome = await client.get_tuning_task(self.tuning_task_id)
-                except Exception as exc:
-                    outcome = exc
-                action = poller.step(outcome)
-                if isinstance(action, PollEvent):
-                    yield TriggerEvent(action.to_payload())
-                    return
-                await asyncio.sleep(action.seconds)
+        while True:
+            outcome: Any
+            try:
+                outcome = await client.get_tuning_task(self.tuning_task_id)
+            except Exception as exc:
+                outcome = exc
+            action = poller.step(outcome)
+            if isinstance(action, PollEvent):
+                yield TriggerEvent(action.to_payload())
+                return
+            await asyncio.sleep(action.seconds)
 
     async def on_kill(self) -> None:
         """Stop the remote training when a user kills the deferred task (Airflow 3.3+ calls this)."""
@@ -101,6 +105,6 @@ class ClovaStudioTuningTrigger(BaseTrigger):
             return
         from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
-        async with await ClovaStudioHook(self.clova_conn_id).aget_async_conn() as client:
-            await client.delete_tuning_task(self.tuning_task_id)
+        client = await ClovaStudioHook(self.clova_conn_id).aget_conn()
+        await client.delete_tuning_task(self.tuning_task_id)
         self.log.info("deleted tuning task %s because the Airflow task was killed", self.tuning_task_id)

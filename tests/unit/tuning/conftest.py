@@ -390,3 +390,19 @@ def drive(
         polls.append((clock.now, seen, action.seconds))
         clock.now += action.seconds
     raise AssertionError("the poller never stopped")
+
+
+class _NoJitter:
+    @staticmethod
+    def random() -> float:
+        return 0.0
+
+
+@pytest.fixture(autouse=True)
+def steady_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin the poll schedule: the default jitter source answers 0 (no first-poll spread, no
+    shortening), so these tests can assert exact pauses. ``test_poller`` tests the jitter
+    itself with an explicit ``rng``."""
+    from airflow_provider_clova.client import polling
+
+    monkeypatch.setattr(polling, "_RANDOM", _NoJitter())
