@@ -14,7 +14,7 @@ import respx
 from airflow_provider_clova.client import client as client_module
 from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
 from airflow_provider_clova.client.calls import TuningDataset
-from airflow_provider_clova.client.client import REQUEST_ID_HEADER, AsyncClovaStudioClient, ClovaStudioClient
+from airflow_provider_clova.client.client import REQUEST_ID_HEADER, AsyncClovaStudioClient
 from airflow_provider_clova.client.errors import ClovaStudioConfigError, ClovaStudioNotFoundError
 from airflow_provider_clova.client.models import TuningStatus
 from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
