@@ -11,8 +11,10 @@ no-op. A client built directly uses the process's shared SSL context (see ``clie
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
@@ -42,10 +44,16 @@ REQUEST_ID_HEADER = "X-NCP-CLOVASTUDIO-REQUEST-ID"
 LIST_PAGE_SIZE = 50
 #: Joined request URLs kept per client (paths without a query string).
 _URL_CACHE_SIZE = 256
-#: Connections per client. A shared client serves every wait on a connection, so idle
-#: connections are kept up to the same cap instead of httpx's 20 (fewer TCP/TLS set-ups);
-#: the expiry stays httpx's 5 s, inside common servers' keep-alive timeouts.
-POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0)
+#: Connections per client. A shared client serves every wait on a connection; idle ones are
+#: kept up to the same cap (fewer TCP/TLS set-ups), and the expiry stays httpx's 5 s, inside
+#: common servers' keep-alive timeouts. Small on purpose: httpcore's pool does work
+#: proportional to connections x queued requests on every request, so a big pool with a
+#: queue costs more CPU than it saves. The async client queues its callers in front of the
+#: pool instead (``_slots``), where waiting costs nothing.
+MAX_CONNECTIONS = 16
+POOL_LIMITS = httpx.Limits(
+    max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS, keepalive_expiry=5.0
+)
 
 
 def new_request_id() -> str:
@@ -347,6 +355,8 @@ class AsyncClovaStudioClient(_BaseClient):
     ) -> None:
         super().__init__(config)
         self._http = httpx.AsyncClient(transport=transport, **self._client_kwargs(ssl_context))
+        # At most one request per pooled connection reaches httpcore; the rest wait here.
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
     async def __aenter__(self) -> AsyncClovaStudioClient:
         return self
@@ -358,6 +368,21 @@ class AsyncClovaStudioClient(_BaseClient):
         """Close the HTTP connections; a no-op on a pooled (shared) client."""
         if not self._pooled:
             await self._http.aclose()
+
+    async def _take_slot(self) -> None:
+        """A free connection slot, waiting at most the connect timeout (as httpx's pool would)."""
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return
+        wait = min(10.0, self.config.timeout)
+        try:
+            if sys.version_info >= (3, 11):
+                async with asyncio.timeout(wait):
+                    await self._slots.acquire()
+            else:  # pragma: no cover - Python 3.10
+                await asyncio.wait_for(self._slots.acquire(), wait)
+        except asyncio.TimeoutError:
+            raise httpx.PoolTimeout(f"all {MAX_CONNECTIONS} connections busy for {wait:g} s") from None
 
     async def _aclose_pooled(self) -> None:
         await self._http.aclose()
@@ -391,7 +416,11 @@ class AsyncClovaStudioClient(_BaseClient):
         if metering.limiter is not None:
             metering.reservation = await metering.limiter.aacquire(call.estimated_cost)
         try:
-            response = await self._http.send(self._build(self._http, call, request_id))
+            await self._take_slot()
+            try:
+                response = await self._http.send(self._build(self._http, call, request_id))
+            finally:
+                self._slots.release()
         except httpx.HTTPError as exc:
             raise self._transport_failed(call, metering, exc, request_id) from exc
         return self._finish(call, metering, response, request_id)
