@@ -154,7 +154,7 @@ async def child(
     gets_after = await asyncio.to_thread(status_gets, url)
     rss_after = rss_kb()
     failed = [w for w in waits if w.done()]
-    for w in waits + [tick]:
+    for w in [*waits, tick]:
         w.cancel()
     await asyncio.gather(*waits, tick, return_exceptions=True)
     if failed:

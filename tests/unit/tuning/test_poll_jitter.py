@@ -55,7 +55,7 @@ def test_error_backoff_is_jittered_within_the_same_bound() -> None:
     poller = jittery(clock, 7)
     error = ClovaStudioServerError("busy", http_status=503, code="50300")
     delays = []
-    for attempt in range(5):
+    for _ in range(5):
         action = poller.step(error)
         assert isinstance(action, Sleep)
         delays.append(action.seconds)
