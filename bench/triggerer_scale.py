@@ -29,7 +29,7 @@ The emulator keeps its tasks in memory, so it runs as one uvicorn process (h11, 
 cannot use workers. That process is what limits the poll rate: keep N / poll_interval within what
 one core serves (see the printed "emulator" line: GETs answered per second of its CPU).
 
-    python bench/triggerer_scale.py [--n 100 500 1000] [--repeats 3] [--poll-interval 5] [--steady 15]
+    python bench/triggerer_scale.py [--n 100 500 1000] [--repeats 3] [--poll-interval 10] [--steady 20]
 """
 
 from __future__ import annotations
@@ -209,8 +209,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--poll-interval", type=float, default=5.0, help="seconds (default 5)")
-    parser.add_argument("--steady", type=float, default=15.0, help="seconds measured after start-up (default 15)")
+    parser.add_argument("--poll-interval", type=float, default=10.0, help="seconds (default 10)")
+    parser.add_argument("--steady", type=float, default=20.0, help="seconds measured after start-up (default 20)")
     parser.add_argument("--child", nargs=4, metavar=("SIDE", "N", "URL", "IDS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.airflow_home = tempfile.mkdtemp(prefix="triggerer-scale-airflow-")
