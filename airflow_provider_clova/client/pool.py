@@ -13,7 +13,9 @@ thousand waits started together. So:
   (``shared_client``, workers) and one async client per (settings, event loop)
   (``ashared_client``, the triggerer runs every trigger in one loop). On the event loop the
   first SSL context is built in a thread (``asyncio.to_thread``), once, however many waits ask
-  for it at the same moment; creating a client afterwards is cheap and never blocks the loop.
+  for it at the same moment, together with the import of httpcore's async backend (anyio) that
+  the first request would otherwise do on the loop; creating a client afterwards is cheap and
+  never blocks the loop.
 * **Closed when the loop ends**: each loop with pooled clients gets one keeper task that closes
   them when it is cancelled, which ``asyncio.run`` and ``asyncio.Runner.close`` (the triggerer,
   a test's event loop) do to every task still pending at the end. A loop dropped without that
@@ -37,6 +39,7 @@ import hmac
 import os
 import secrets
 import ssl
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
@@ -219,14 +222,28 @@ def _pool_of(loop: asyncio.AbstractEventLoop) -> _LoopPool:
     return pool
 
 
+#: What httpcore imports on a process's first async request (~80 ms): done in the same thread.
+_ASYNC_BACKEND_MODULES = ("anyio", "anyio._backends._asyncio", "httpcore._backends.anyio")
+
+
+def _prepare(key: TlsKey) -> ssl.SSLContext:
+    """Everything slow a first async client needs, run in a worker thread: the SSL context and
+    the async network backend httpcore would otherwise import on the loop at the first request."""
+    import importlib
+
+    for module in _ASYNC_BACKEND_MODULES:
+        importlib.import_module(module)
+    return ssl_context(key)
+
+
 async def _assl_context(pool: _LoopPool, key: TlsKey) -> ssl.SSLContext:
     """``ssl_context(key)`` built in a thread the first time; concurrent callers share one build."""
     context = ready_ssl_context(key)
-    if context is not None:
+    if context is not None and _ASYNC_BACKEND_MODULES[-1] in sys.modules:
         return context
     build = pool.tls_builds.get(key)
     if build is None:
-        build = pool.tls_builds[key] = asyncio.ensure_future(asyncio.to_thread(ssl_context, key))
+        build = pool.tls_builds[key] = asyncio.ensure_future(asyncio.to_thread(_prepare, key))
         build.add_done_callback(lambda _: pool.tls_builds.pop(key, None))
     return await asyncio.shield(build)
 
