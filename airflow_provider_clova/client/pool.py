@@ -223,7 +223,7 @@ def _pool_of(loop: asyncio.AbstractEventLoop) -> _LoopPool:
 
 
 #: What httpcore imports on a process's first async request (~80 ms): done in the same thread.
-_ASYNC_BACKEND_MODULES = ("anyio", "anyio._backends._asyncio", "httpcore._backends.anyio")
+_ASYNC_BACKEND_MODULES = ("sniffio", "anyio", "anyio._backends._asyncio", "httpcore._backends.anyio")
 
 
 def _prepare(key: TlsKey) -> ssl.SSLContext:
@@ -239,7 +239,7 @@ def _prepare(key: TlsKey) -> ssl.SSLContext:
 async def _assl_context(pool: _LoopPool, key: TlsKey) -> ssl.SSLContext:
     """``ssl_context(key)`` built in a thread the first time; concurrent callers share one build."""
     context = ready_ssl_context(key)
-    if context is not None and _ASYNC_BACKEND_MODULES[-1] in sys.modules:
+    if context is not None and all(module in sys.modules for module in _ASYNC_BACKEND_MODULES):
         return context
     build = pool.tls_builds.get(key)
     if build is None:
