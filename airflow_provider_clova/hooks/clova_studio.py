@@ -26,9 +26,9 @@ EXTRA_PREFIX = "extra__clova_studio__"
 
 def _extra_dict(conn: Any) -> dict[str, Any]:
     """The connection's extra as a dict, accepting the UI's ``extra__clova_studio__`` prefixes."""
-    from airflow_provider_clova.client.config import _parse_extra
+    from airflow_provider_clova.client.config import parse_extra
 
-    raw = _parse_extra(conn.extra)
+    raw = parse_extra(conn.extra)
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = key[len(EXTRA_PREFIX) :] if key.startswith(EXTRA_PREFIX) else key
@@ -112,6 +112,24 @@ class ClovaStudioHook(BaseHook):
         other.__dict__["config"] = replace(self.config, rate_share=rate_share)
         return other
 
+    def with_pool_share(self, operator: Any, model: str) -> ClovaStudioHook:
+        """This hook, or one pacing at ``operator``'s share of ``model``'s budget when the
+        operator runs in the model's CLOVA pool (``pools.pool_rate_share``); logs the share."""
+        from airflow_provider_clova.pools import pool_rate_share
+
+        pool, slots = getattr(operator, "pool", None), int(getattr(operator, "pool_slots", 1) or 1)
+        share = pool_rate_share(model, self.config, pool, slots)
+        if share == self.rate_share:
+            return self
+        operator.log.info(
+            "task runs in pool %r with %s slot(s): pacing at %.1f%% of the %s budget",
+            pool,
+            operator.pool_slots,
+            100 * share,
+            model,
+        )
+        return self.with_rate_share(share)
+
     def get_conn(self) -> ClovaStudioClient:
         """The process's pooled sync client for this connection, shared by every hook on it
         (so chat and batch tasks reuse one SSL context and one connection pool)."""
@@ -176,6 +194,11 @@ class ClovaStudioHook(BaseHook):
     ) -> ChatResult:
         """A chat completion with a base model or a tuned task, paced by the shared limiter."""
         return self.get_conn().chat_completion(messages, model=model, task_id=task_id, **params)
+
+    def base_model(self, model: str | None = None, tuning_task_id: str | None = None) -> str:
+        """The model whose API generation and budget a chat call uses: ``model``, or the tuned
+        task's base model (looked up once); a task that reports none raises a config error."""
+        return self.get_conn().base_model(model, tuning_task_id)
 
     def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
         return self.get_conn().count_tokens(messages, model)

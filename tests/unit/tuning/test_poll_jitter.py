@@ -69,3 +69,20 @@ def test_policy_rejects_unbounded_jitter() -> None:
         PollPolicy(P, MAX, jitter=1.0)
     with pytest.raises(ValueError, match="first_poll_spread"):
         PollPolicy(P, MAX, first_poll_spread=1.5)
+
+
+def test_every_driver_of_the_loop_starts_with_the_spread_pause() -> None:
+    clock = Clock()
+    pauses: list[float] = []
+    poller = jittery(clock, 3)
+    expected_first = random.Random(3).random() * P
+    job = SimJob(wait=100, run=10)
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        clock.now += seconds
+
+    event = poller.wait_sync(lambda: job.at(clock.now), sleep)
+    assert event.status == "success"
+    assert pauses[0] == pytest.approx(expected_first)
+    assert clock.now - job.end <= P
