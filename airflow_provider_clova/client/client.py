@@ -123,12 +123,19 @@ class _Metering:
 class _BaseClient:
     """Configuration, limiter lookup and the per-attempt steps shared by both clients."""
 
+    _http: Any  # the subclass's httpx client
+
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self._task_models: dict[str, str] = {}
         self._urls: dict[str, httpx.URL] = {}
         #: Set by ``client.pool`` for shared clients: the pool closes them, their users don't.
         self._pooled = False
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the HTTP connections are closed (a pooled client: when its pool closed it)."""
+        return bool(self._http.is_closed)
 
     def _client_kwargs(self, ssl_context: ssl.SSLContext | None) -> dict[str, Any]:
         if ssl_context is None:
@@ -246,6 +253,8 @@ def base_model_of(task: TuningTask) -> str:
 class ClovaStudioClient(_BaseClient):
     """Synchronous client (operators, the hook, scripts)."""
 
+    _http: httpx.Client
+
     def __init__(
         self,
         config: ClientConfig,
@@ -269,10 +278,6 @@ class ClovaStudioClient(_BaseClient):
 
     def _close_pooled(self) -> None:
         self._http.close()
-
-    @property
-    def is_closed(self) -> bool:
-        return self._http.is_closed
 
     def call(self, call: Call) -> Any:
         """Run one logical call with retries; the request id stays the same across attempts.
@@ -371,6 +376,8 @@ class ClovaStudioClient(_BaseClient):
 class AsyncClovaStudioClient(_BaseClient):
     """Asynchronous twin for triggers and concurrent batch work; never blocks the event loop."""
 
+    _http: httpx.AsyncClient
+
     def __init__(
         self,
         config: ClientConfig,
@@ -411,10 +418,6 @@ class AsyncClovaStudioClient(_BaseClient):
 
     async def _aclose_pooled(self) -> None:
         await self._http.aclose()
-
-    @property
-    def is_closed(self) -> bool:
-        return self._http.is_closed
 
     async def call(self, call: Call) -> Any:
         """As ``ClovaStudioClient.call``: first attempt outside tenacity, a failure replayed into it."""
