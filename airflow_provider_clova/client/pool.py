@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -226,20 +227,26 @@ def _pool_of(loop: asyncio.AbstractEventLoop) -> _LoopPool:
 _ASYNC_BACKEND_MODULES = ("sniffio", "anyio", "anyio._backends._asyncio", "httpcore._backends.anyio")
 
 
+_backend_warm = False
+
+
 def _prepare(key: TlsKey) -> ssl.SSLContext:
     """Everything slow a first async client needs, run in a worker thread: the SSL context and
     the async network backend httpcore would otherwise import on the loop at the first request."""
     import importlib
 
+    global _backend_warm
     for module in _ASYNC_BACKEND_MODULES:
-        importlib.import_module(module)
+        with contextlib.suppress(ImportError):  # optional: without sniffio httpcore assumes asyncio
+            importlib.import_module(module)
+    _backend_warm = True
     return ssl_context(key)
 
 
 async def _assl_context(pool: _LoopPool, key: TlsKey) -> ssl.SSLContext:
     """``ssl_context(key)`` built in a thread the first time; concurrent callers share one build."""
     context = ready_ssl_context(key)
-    if context is not None and all(module in sys.modules for module in _ASYNC_BACKEND_MODULES):
+    if context is not None and (_backend_warm or all(module in sys.modules for module in _ASYNC_BACKEND_MODULES)):
         return context
     build = pool.tls_builds.get(key)
     if build is None:
