@@ -53,6 +53,7 @@ from typing import Any
 BUCKET = "triggerer-scale"
 CONN_ID = "clova_studio_bench"
 TASKS = 10  # the waits poll these tasks round-robin
+MODEL = "HCX-003"  # a tunable model (the emulator refuses the others)
 SIDES = ("provider", "bare")
 GOALS = {"rss_kb": 50.0, "start_block_ms": 1000.0, "lag_p99_ms": 50.0}
 
@@ -203,7 +204,7 @@ def create_tasks(url: str, endpoint: str) -> list[str]:
     config = config_from_connection(host=url, login="AK", password="SK", extra=None)
     data = TuningDataset(BUCKET, "bench.jsonl", "testing", "testing")
     with ClovaStudioClient(config) as client:
-        return [client.create_tuning_task("HCX-005", data, name=f"scale-{i}").id for i in range(TASKS)]
+        return [client.create_tuning_task(MODEL, data, name=f"scale-{i}").id for i in range(TASKS)]
 
 
 def run_child(side: str, n: int, url: str, api_key: str, ids: list[str], args: argparse.Namespace) -> dict[str, Any]:
