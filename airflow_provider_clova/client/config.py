@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -62,7 +63,8 @@ class ClientConfig:
     apigw_url: str | None = None
     app_type: AppType = "test"
     timeout: float = 60.0
-    verify: bool = True
+    #: TLS verification: True, False, or the absolute path of a CA bundle file or directory.
+    verify: bool | str = True
     limits: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     rate_window_seconds: float = 60.0
     rate_share: float = 1.0
@@ -122,6 +124,19 @@ def _flag(extra: Mapping[str, Any], name: str, default: bool) -> bool:
     if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "yes", "no"}:
         return value.strip().lower() in {"true", "1", "yes"}
     raise ClovaStudioConfigError(f"connection extra.{name} must be true or false, got {value!r}")
+
+
+def _verify(extra: Mapping[str, Any]) -> bool | str:
+    """``extra.verify``: true/false, or the absolute path of a CA bundle (checked when TLS is set up)."""
+    value = extra.get("verify", True)
+    if isinstance(value, str) and value.strip() and os.path.isabs(value.strip()):
+        return value.strip()
+    try:
+        return _flag(extra, "verify", True)
+    except ClovaStudioConfigError:
+        raise ClovaStudioConfigError(
+            f"connection extra.verify must be true, false or the absolute path of a CA bundle, got {value!r}"
+        ) from None
 
 
 def _positive(extra: Mapping[str, Any], name: str, default: float) -> float:
@@ -258,7 +273,7 @@ def config_from_connection(
         apigw_url=hosts["apigw_v2"] if hosts["apigw_v2"] != hosts["bearer"] else None,
         app_type=app_type,
         timeout=_positive(extras, "timeout", 60.0),
-        verify=_flag(extras, "verify", True),
+        verify=_verify(extras),
         limits=_limits(extras),
         rate_window_seconds=_positive(extras, "rate_window_seconds", 60.0),
         retry=retry,

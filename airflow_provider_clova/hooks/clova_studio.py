@@ -3,7 +3,8 @@
 The hook owns nothing about HTTP or CLOVA's rules (the core does); it reads the connection,
 validates it through the core's ``config_from_connection``, registers the secrets with
 Airflow's masker, and hands out the sync client (``get_conn``) or the async one for triggers
-(``aget_async_conn``). Methods return the core's typed models.
+(``aget_conn``), both pooled and shared per connection (see ``client.pool``). Methods return
+the core's typed models.
 """
 
 from __future__ import annotations
@@ -156,26 +157,34 @@ class ClovaStudioHook(BaseHook):
         return self.with_rate_share(share)
 
     def get_conn(self) -> ClovaStudioClient:
-        """The configured sync client (one per hook, pooled connections)."""
+        """The process's pooled sync client for this connection, shared by every hook on it
+        (so chat and batch tasks reuse one SSL context and one connection pool)."""
         return self._client
 
     @cached_property
     def _client(self) -> ClovaStudioClient:
-        from airflow_provider_clova.client.client import ClovaStudioClient
+        from airflow_provider_clova.client.pool import shared_client
 
-        return ClovaStudioClient(self.config)
+        return shared_client(self.config)
 
-    async def aget_async_conn(self) -> AsyncClovaStudioClient:
-        """A new async client; the connection is fetched without blocking the event loop.
+    async def aget_conn(self) -> AsyncClovaStudioClient:
+        """The running event loop's pooled async client for this connection.
 
-        The caller owns it: ``async with await hook.aget_async_conn() as client: ...``.
+        Every trigger on the same connection in one triggerer shares it (one SSL context,
+        one connection pool); the pool closes it when the loop ends, so callers never close
+        it (its ``aclose()`` is a no-op). The connection is read without blocking the loop.
         """
-        from airflow_provider_clova.client.client import AsyncClovaStudioClient
+        from airflow_provider_clova.client.pool import ashared_client
 
         conn = await aget_connection(self.clova_conn_id)
         for secret in self._secrets_of(conn):
             await amask_secret(secret)
-        return AsyncClovaStudioClient(self._config_from(conn))
+        return await ashared_client(self._config_from(conn))
+
+    async def aget_async_conn(self) -> AsyncClovaStudioClient:
+        """The same shared client as ``aget_conn`` (kept for callers that use
+        ``async with await hook.aget_async_conn() as client``: closing it is a no-op)."""
+        return await self.aget_conn()
 
     # -- OpenAI-compatible API -------------------------------------------------------------
     def openai_client(self, **kwargs: Any) -> openai.OpenAI:
@@ -222,10 +231,8 @@ class ClovaStudioHook(BaseHook):
         return settings
 
     def close(self) -> None:
-        """Close the pooled HTTP connections of the sync client, if one was made."""
-        if "_client" in self.__dict__:
-            self._client.close()
-            del self.__dict__["_client"]
+        """Let go of the shared sync client (it stays open for other hooks; closed at exit)."""
+        self.__dict__.pop("_client", None)
 
     # -- tuning ------------------------------------------------------------------------
     def create_tuning_task(self, model: str, dataset: TuningDataset | None = None, **fields: Any) -> TuningTask:
@@ -268,8 +275,8 @@ class ClovaStudioHook(BaseHook):
 
     # -- async twins (for triggers) ----------------------------------------------------
     async def aget_tuning_task(self, task_id: str) -> TuningTask:
-        async with await self.aget_async_conn() as client:
-            return await client.get_tuning_task(task_id)
+        client = await self.aget_conn()
+        return await client.get_tuning_task(task_id)
 
     async def achat_completion(
         self,
@@ -278,12 +285,12 @@ class ClovaStudioHook(BaseHook):
         task_id: str | None = None,
         **params: Any,
     ) -> ChatResult:
-        async with await self.aget_async_conn() as client:
-            return await client.chat_completion(messages, model=model, task_id=task_id, **params)
+        client = await self.aget_conn()
+        return await client.chat_completion(messages, model=model, task_id=task_id, **params)
 
     async def acount_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
-        async with await self.aget_async_conn() as client:
-            return await client.count_tokens(messages, model)
+        client = await self.aget_conn()
+        return await client.count_tokens(messages, model)
 
     # -- UI ----------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
