@@ -404,3 +404,28 @@ def test_a_request_that_can_never_fit_the_share_is_a_row_error(
     out = read_output(tmp_path / "out" / "results.jsonl")
     assert out[1]["error"]["type"] == "budget" and "maxTokens" in out[1]["error"]["message"]
     assert client.sent == ["small"] and summary["failed"] == 1
+
+
+def test_a_line_with_nan_or_infinity_is_that_rows_error_and_the_batch_goes_on(
+    tmp_path: Path, use_client: Any
+) -> None:
+    client = FakeClient()
+    use_client(client)
+    write_input(
+        tmp_path / "in.jsonl",
+        [
+            request("good-1", id="a"),
+            '{"id": "nan", "messages": [{"role": "user", "content": "x"}], "parameters": {"temperature": NaN}}',
+            '{"id": "inf", "messages": [{"role": "user", "content": "x"}], "parameters": {"topP": Infinity}}',
+            '{"id": "deep", "messages": [{"role": "user", "content": "x", "extra": [-Infinity]}]}',
+            request("good-2", id="b"),
+        ],
+    )
+    summary = operator(tmp_path, max_failed_fraction=None).execute({})
+    assert sorted(client.sent) == ["good-1", "good-2"]
+    by_id = {r["id"]: r for r in read_output(tmp_path / "out" / "results.jsonl")}
+    assert by_id["a"]["ok"] and by_id["b"]["ok"]
+    for row_id, field in (("nan", "temperature"), ("inf", "topP"), ("deep", "messages[0].extra[0]")):
+        error = by_id[row_id]["error"]
+        assert error["type"] == "invalid_parameter" and field in error["message"] and "Fix:" in error["message"]
+    assert summary["failed"] == 3 and summary["ok"] == 2
