@@ -152,11 +152,12 @@ class _BaseClient:
 
     def _finish(self, call: Call, metering: _Metering, response: httpx.Response, request_id: str) -> Any:
         try:
-            result = call.parse(parse_response(response, request_id=request_id))
+            body = parse_response(response, request_id=request_id, max_retry_after=self.config.rate_window_seconds)
+            result = call.parse(body)
         except ClovaStudioApiError as exc:
             metering.failed(exc)
             raise finalize_error(exc, call) from None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as exc:
             # A 2xx whose ``result`` is missing or not the documented shape: a typed error
             # (retried for reads, an unknown outcome for a create), not a bare TypeError.
             error = ClovaStudioResponseError(

@@ -88,10 +88,33 @@ def test_retry_after_http_date_is_honoured(
 
 def test_retry_after_is_capped_by_the_policy(api: respx.MockRouter, sleeps: list[float]) -> None:
     api.get(TASK).mock(side_effect=[fail(429, "42901", headers={"Retry-After": "3600"}), ok(task_json())])
-    policy = RetryPolicy(max_attempts=3, max_elapsed_seconds=90.0)
+    policy = RetryPolicy(max_attempts=3, max_elapsed_seconds=45.0)
     with sync_client(retry=policy) as client:
         client.get_tuning_task("czf9fbky")
-    assert sleeps == [90.0]
+    assert sleeps == [45.0]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("1e308", 60.0), ("3600", 60.0), ("inf", None), ("nan", None), ("-5", 0.0), ("Fri, 31 Dec 9999 23:59:59 GMT", 60.0)],
+)
+def test_retry_after_is_capped_at_one_budget_window_and_parsed_sanely(
+    api: respx.MockRouter, sleeps: list[float], header: str, expected: float | None
+) -> None:
+    api.get(TASK).mock(side_effect=[fail(429, "42902", headers={"Retry-After": header}), ok(task_json())])
+    with sync_client() as client:  # rate_window_seconds: 60 (the default)
+        client.get_tuning_task("czf9fbky")
+    if expected is None:
+        assert len(sleeps) == 1 and sleeps[0] <= 1.0  # ignored: the first step of the jittered backoff
+    else:
+        assert sleeps == [pytest.approx(expected)]
+
+
+def test_retry_after_cap_follows_the_connections_rate_window(api: respx.MockRouter, sleeps: list[float]) -> None:
+    api.get(TASK).mock(side_effect=[fail(429, "42901", headers={"Retry-After": "1e308"}), ok(task_json())])
+    with sync_client(rate_window_seconds=4.0) as client:
+        client.get_tuning_task("czf9fbky")
+    assert sleeps == [pytest.approx(4.0)]
 
 
 def test_backoff_without_retry_after_is_bounded_jitter(api: respx.MockRouter, sleeps: list[float]) -> None:
