@@ -65,6 +65,7 @@ def finalize_error(exc: ClovaStudioApiError, call: Call) -> ClovaStudioApiError:
     return ClovaStudioUnknownOutcomeError(
         f"{call.route} may or may not have taken effect ({exc.service_message}); "
         "list tuning tasks to reconcile before creating again",
+        retry_after=getattr(exc, "retry_after", None),
         http_status=exc.http_status,
         code=exc.code,
         request_id=exc.request_id,

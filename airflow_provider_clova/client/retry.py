@@ -3,9 +3,10 @@
 Follows the error table of clova-studio-api.md: rate limits, timeouts, server errors and
 network failures are retried with exponential backoff and full jitter, honouring
 ``Retry-After``; bad requests and auth errors are not. A call that creates something (a
-tuning task) is retried only when the server cannot have acted on it: a 429 or a failed
-connect. Any other failure of a create is an unknown outcome, raised for the caller to
-reconcile rather than risking a second billed training.
+tuning task) is retried only when the server provably never saw it: a failed connect. Any
+other failure of a create, a 429 included (a gateway may refuse the reply of a create the
+service already made), is an unknown outcome, raised for the caller to reconcile by listing
+rather than risking a second billed training.
 """
 
 from __future__ import annotations
@@ -42,9 +43,7 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 
 
 def server_cannot_have_acted(exc: BaseException) -> bool:
-    """True when a failed request provably did nothing on the server."""
-    if isinstance(exc, ClovaStudioRateLimitError):
-        return True
+    """True when a failed request provably never reached the server (the connect failed)."""
     return isinstance(exc, ClovaStudioTransportError) and not exc.request_sent
 
 
