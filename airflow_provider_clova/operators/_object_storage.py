@@ -20,6 +20,35 @@ if TYPE_CHECKING:
 _MISSING = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
 
 
+#: How to create a bucket in NAVER Cloud's region: boto3 sends no LocationConstraint by default,
+#: which only us-east-1 accepts (the error is IllegalLocationConstraintException).
+CREATE_BUCKET_HINT = (
+    's3.create_bucket(Bucket=..., CreateBucketConfiguration={"LocationConstraint": "kr-standard"}) '
+    "or create it in the NAVER Cloud console"
+)
+
+
+def require_location(where: str, **fields: Any) -> None:
+    """Raise naming the field when a bucket or key is empty (e.g. a template that rendered to '')."""
+    from airflow_provider_clova.client.errors import ClovaStudioConfigError
+
+    for name, value in fields.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ClovaStudioConfigError(
+                f"{where}: {name}={value!r} is empty. Fix: give the Object Storage {name.replace('_', ' ')} "
+                "(check the template or variable it comes from)"
+            )
+
+
+def no_such_bucket(bucket: str, where: str) -> Exception:
+    from airflow_provider_clova.client.errors import ClovaStudioDatasetError
+
+    return ClovaStudioDatasetError(
+        f"file.noexist: bucket {bucket!r} does not exist ({where}). Fix: check the bucket name and the "
+        f"connection's endpoint_url, or create the bucket first: {CREATE_BUCKET_HINT}"
+    )
+
+
 def s3_hook(conn_id: str) -> S3Hook:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -55,11 +84,7 @@ def open_object(conn_id: str, bucket: str, key: str) -> tuple[Any, int | None]:
         code = str(exc.response.get("Error", {}).get("Code", "") or "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code == "NoSuchBucket":
-            raise ClovaStudioDatasetError(
-                f"file.noexist: bucket {bucket!r} does not exist (dataset s3://{bucket}/{key}). Fix: check "
-                "dataset_bucket, or create the bucket (in NAVER Cloud's kr-standard region a create needs "
-                'CreateBucketConfiguration={"LocationConstraint": "kr-standard"}) and upload the dataset'
-            ) from None
+            raise no_such_bucket(bucket, f"dataset s3://{bucket}/{key}") from None
         if code in _MISSING or status == 404 or status == 403:
             raise ClovaStudioDatasetError(
                 f"file.noexist: cannot read dataset s3://{bucket}/{key} ({code or status}). "

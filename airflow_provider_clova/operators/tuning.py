@@ -180,6 +180,10 @@ class ClovaStudioTuningOperator(BaseOperator):
             raise ValueError(f"poll_interval must be greater than 0, got {poll_interval!r}")
         if max_resubmits < 0:
             raise ValueError(f"max_resubmits must be 0 or more, got {max_resubmits!r}")
+        if dataset_bucket == "" or dataset_key == "":
+            from airflow_provider_clova.operators._object_storage import require_location
+
+            require_location(f"task {self.task_id!r}", dataset_bucket=dataset_bucket, dataset_key=dataset_key)
         self.model = model
         self.dataset_bucket = dataset_bucket
         self.dataset_key = dataset_key
@@ -243,6 +247,10 @@ class ClovaStudioTuningOperator(BaseOperator):
 
     # -- execute -----------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_clova.operators._object_storage import require_location
+
+        # after templating: a variable or template may have rendered to ''
+        require_location(f"task {self.task_id!r}", dataset_bucket=self.dataset_bucket, dataset_key=self.dataset_key)
         task = self._submit_or_reattach(context)
         if not self.wait_for_completion or task.is_terminal:
             return self._finish(context, task) if task.is_terminal else tuning_result(task)

@@ -84,6 +84,12 @@ def test_a_missing_dataset_is_stopped_before_submit(emulator: ClovaEmulator, buc
     assert created(emulator) == []
 
 
+def test_a_missing_bucket_is_named_with_the_fix_before_submit(emulator: ClovaEmulator) -> None:
+    with pytest.raises(ClovaStudioDatasetError, match="bucket 'no-such-bucket-x' does not exist.*Fix:"):
+        run(operator("no-such-bucket-x"))
+    assert created(emulator) == []
+
+
 @pytest.mark.slow
 def test_a_retry_after_a_crash_between_submit_and_wait_reattaches(
     emulator: ClovaEmulator, bucket: str, put: Any, monkeypatch: pytest.MonkeyPatch

@@ -797,3 +797,18 @@ def test_a_retry_after_one_train_unknown_creates_it_again(service: FakeService, 
     service.script = succeed_after("RUNNING")
     result = operator(service).execute(context_for(service, try_number=2))
     assert result["status"] == "SUCCEEDED" and len(service.created) == 1
+
+
+@pytest.mark.parametrize("field", ["dataset_bucket", "dataset_key"])
+def test_an_empty_dataset_location_fails_naming_the_field(service: FakeService, field: str) -> None:
+    from airflow_provider_clova.client.errors import ClovaStudioConfigError
+
+    with pytest.raises(ClovaStudioConfigError, match=rf"{field}='' is empty\. Fix:"):
+        ClovaStudioTuningOperator(
+            task_id="tune", model="HCX-005", **{"dataset_bucket": "b", "dataset_key": "k", field: ""}
+        )
+    op = operator(service)
+    setattr(op, field, "   ")  # a template that rendered to blanks
+    with pytest.raises(ClovaStudioConfigError, match=rf"{field}='   ' is empty"):
+        op.execute(context_for(service))
+    assert service.kinds() == []
