@@ -11,7 +11,7 @@ model it replaced is deleted. Runs weekly, and also whenever the dataset asset i
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 
 from airflow_provider_clova.assets import tuned_model_asset
@@ -59,6 +59,9 @@ with DAG(
     max_active_runs=1,
     tags=["clova", "example"],
     doc_md=__doc__,
+    # A lost worker or a passing Object Storage / CLOVA failure is retried; a retry of the tuning
+    # task reattaches to the training an earlier try submitted (nothing is billed twice).
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
 ) as dag:
     upload_dataset = ClovaStudioDatasetUploadOperator(
         task_id="upload_dataset",
@@ -78,7 +81,6 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL,
         timeout=12 * 3600,
-        retries=2,
         outlets=[tuned_model_asset("haneul-support")],
     )
 

@@ -211,6 +211,8 @@ class ClovaStudioTuningOperator(BaseOperator):
         self.resubmit_failed: ResubmitPolicy = resubmit_failed
         self.max_resubmits = max_resubmits
         self.tuning_task_id: str | None = None
+        #: The console URL once a job is known in this process ("" before; see links.console).
+        self.tuning_console_url: str | None = None
 
     # -- hooks -------------------------------------------------------------------------
     @property
@@ -249,6 +251,7 @@ class ClovaStudioTuningOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_clova.operators._object_storage import require_location
 
+        self.tuning_console_url = ""
         # after templating: a variable or template may have rendered to ''
         require_location(f"task {self.task_id!r}", dataset_bucket=self.dataset_bucket, dataset_key=self.dataset_key)
         task = self._submit_or_reattach(context)
@@ -436,7 +439,7 @@ class ClovaStudioTuningOperator(BaseOperator):
         self.tuning_task_id = task.id
         template = self.hook.config.console_url
         context["ti"].xcom_push(key=TUNING_TASK_ID_XCOM_KEY, value=task.id)
-        ClovaStudioTuningConsoleLink.persist(context, console_url(task.id, template))
+        ClovaStudioTuningConsoleLink.persist(context, console_url(task.id, template), self)
 
     def on_kill(self) -> None:
         if self.cancel_on_kill and self.tuning_task_id:
