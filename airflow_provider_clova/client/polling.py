@@ -13,6 +13,11 @@ end is still seen at most ``poll_interval`` late unless the job finishes more th
 fast as both predictions. Waiting (WAIT) and running without progress are polled every
 ``poll_interval``. Errors that are worth retrying back off exponentially up to
 ``max_poll_interval``; the deadline is monotonic.
+
+The deadline is checked around every poll: a driver asks ``expired()`` before it fetches, and
+passes the time left (``remaining()``) down to the client, whose retries inside that one
+fetch stop before it (see ``ClovaStudioClient.call``). So a wait never answers after its
+deadline because retries carried one poll past it.
 """
 
 from __future__ import annotations
@@ -78,6 +83,17 @@ class TuningPoller:
     _step_seen: tuple[float, int] | None = field(default=None, repr=False)
     _rate: float | None = field(default=None, repr=False)
     _last_task: TuningTask | None = field(default=None, repr=False)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (None: no deadline); hand it to the fetch."""
+        return None if self.deadline is None else self.deadline - self.clock()
+
+    def expired(self) -> PollEvent | None:
+        """The timeout event when the deadline has passed: check it before every fetch."""
+        left = self.remaining()
+        if left is None or left > 0:
+            return None
+        return PollEvent("timeout", self.task_id, self._timeout_message(), self._snapshot())
 
     def step(self, outcome: TuningTask | BaseException) -> PollEvent | Sleep:
         """Feed one fetch result; get the next action."""

@@ -90,20 +90,41 @@ class _StopAfterElapsed(tenacity.stop.stop_base):
         return time.monotonic() - start >= self._seconds
 
 
+class _StopAtDeadline(tenacity.stop.stop_base):
+    """Stop when the next attempt would start at or after ``deadline`` (``time.monotonic``).
+
+    A caller that must be done by some time (a tuning wait with a ``timeout``) passes its
+    deadline down, so retries inside one call cannot carry it past (the backoff is counted:
+    tenacity computes the upcoming sleep before asking ``stop``).
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        upcoming = float(getattr(retry_state, "upcoming_sleep", 0.0) or 0.0)
+        return time.monotonic() + upcoming >= self._deadline
+
+
 def should_retry(exc: BaseException, policy: RetryPolicy, *, idempotent: bool) -> bool:
     """Whether a failed first attempt goes on to the retry loop at all."""
     return policy.max_attempts > 1 and is_retryable(exc, idempotent=idempotent)
 
 
-def retry_kwargs(policy: RetryPolicy, *, idempotent: bool, started_at: float | None = None) -> dict[str, Any]:
+def retry_kwargs(
+    policy: RetryPolicy, *, idempotent: bool, started_at: float | None = None, deadline: float | None = None
+) -> dict[str, Any]:
     """Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying``; the same for both.
 
     ``started_at`` (``time.monotonic()``) is when the call's first attempt began, if that was
-    before the retry loop was entered; ``max_elapsed_seconds`` is counted from it.
+    before the retry loop was entered; ``max_elapsed_seconds`` is counted from it. ``deadline``
+    (``time.monotonic()`` scale) ends the retries before an attempt that would start after it.
     """
+    stop = tenacity.stop_after_attempt(policy.max_attempts) | _StopAfterElapsed(policy.max_elapsed_seconds, started_at)
+    if deadline is not None:
+        stop = stop | _StopAtDeadline(deadline)
     return {
-        "stop": tenacity.stop_after_attempt(policy.max_attempts)
-        | _StopAfterElapsed(policy.max_elapsed_seconds, started_at),
+        "stop": stop,
         "wait": _WaitRetryAfterOrJitter(policy),
         "retry": tenacity.retry_if_exception(lambda exc: is_retryable(exc, idempotent=idempotent)),
         "reraise": True,

@@ -36,9 +36,15 @@ def wait_sync(
     deadline = None if timeout is None else clock() + timeout
     poller = TuningPoller(tuning_task_id, policy, deadline=deadline, clock=clock, log=log)
     while True:
+        expired = poller.expired()
+        if expired is not None:
+            return expired.to_payload()
+        left = poller.remaining()
         outcome: Any
         try:
-            outcome = hook.get_tuning_task(tuning_task_id)
+            outcome = hook.get_tuning_task(
+                tuning_task_id, deadline=None if left is None else time.monotonic() + left
+            )
         except Exception as exc:
             outcome = exc
         action = poller.step(outcome)

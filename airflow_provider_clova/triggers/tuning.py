@@ -84,9 +84,13 @@ class ClovaStudioTuningTrigger(BaseTrigger):
             return
         async with client:
             while True:
+                expired = poller.expired()
+                if expired is not None:
+                    yield TriggerEvent(expired.to_payload())
+                    return
                 outcome: Any
                 try:
-                    outcome = await client.get_tuning_task(self.tuning_task_id)
+                    outcome = await client.get_tuning_task(self.tuning_task_id, deadline=poller.deadline)
                 except Exception as exc:
                     outcome = exc
                 action = poller.step(outcome)

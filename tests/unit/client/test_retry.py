@@ -670,3 +670,115 @@ def test_chat_uses_the_shared_real_limiter_by_default(api: respx.MockRouter, sle
         assert limiter.snapshot()["granted_total"] == 2
     finally:
         limiter_module.clear_shared_limiters()
+
+
+# -- a caller's deadline bounds every attempt, retries included -----------------------------
+
+
+@pytest.fixture
+def virtual_time(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """``time.monotonic`` on a virtual clock that the retry loop's sleeps (and the fake server) move."""
+    import functools
+    import time
+
+    import tenacity
+
+    from airflow_provider_clova.client import client as client_module
+
+    now = [1000.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    async def asleep(seconds: float) -> None:
+        now[0] += seconds
+
+    fake = types.SimpleNamespace(
+        Retrying=functools.partial(tenacity.Retrying, sleep=sleep),
+        AsyncRetrying=functools.partial(tenacity.AsyncRetrying, sleep=asleep),
+    )
+    monkeypatch.setattr(client_module, "tenacity", fake)
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    return now
+
+
+def slow_answers(now: list[float], answers: list[httpx.Response], seconds: float) -> Callable[..., httpx.Response]:
+    """Each answer takes ``seconds`` (or the attempt's own read timeout, if shorter) to arrive."""
+    queue = list(answers)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        allowed = request.extensions.get("timeout", {}).get("read") or seconds
+        if allowed < seconds:
+            now[0] += allowed
+            raise httpx.ReadTimeout("timed out", request=request)
+        now[0] += seconds
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return answer
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+async def test_retries_inside_one_call_stop_at_the_callers_deadline(
+    api: respx.MockRouter, virtual_time: list[float], asynchronous: bool
+) -> None:
+    now = virtual_time
+    route = api.get(TASK).mock(side_effect=slow_answers(now, [fail(503, "50000")] * 20 + [ok(task_json())], 0.2))
+    policy = RetryPolicy(max_attempts=20, initial_backoff_seconds=0.5, max_backoff_seconds=2.0)
+    deadline = now[0] + 1.5
+    with pytest.raises((ClovaStudioServerError, ClovaStudioTimeoutError)):
+        if asynchronous:
+            async with async_client(retry=policy) as aclient:
+                await aclient.get_tuning_task("czf9fbky", deadline=deadline)
+        else:
+            with sync_client(retry=policy) as client:
+                client.get_tuning_task("czf9fbky", deadline=deadline)
+    assert now[0] <= deadline + 1e-6  # no attempt and no backoff carried it past
+    assert route.call_count >= 2  # it did retry while there was time
+
+
+def test_no_attempt_starts_after_the_deadline(api: respx.MockRouter, virtual_time: list[float]) -> None:
+    route = api.get(TASK).mock(return_value=ok(task_json()))
+    with sync_client() as client, pytest.raises(ClovaStudioTimeoutError, match="deadline"):
+        client.get_tuning_task("czf9fbky", deadline=virtual_time[0] - 0.1)
+    assert route.call_count == 0
+
+
+def test_an_attempt_does_not_wait_for_its_answer_past_the_deadline(
+    api: respx.MockRouter, virtual_time: list[float]
+) -> None:
+    now = virtual_time
+    api.get(TASK).mock(side_effect=slow_answers(now, [ok(task_json())], 5.0))  # would answer after 5 s
+    deadline = now[0] + 1.0
+    with sync_client(retry=NO_RETRY) as client, pytest.raises(ClovaStudioTimeoutError):
+        client.get_tuning_task("czf9fbky", deadline=deadline)
+    assert now[0] == pytest.approx(deadline)
+
+
+def test_a_tuning_wait_never_answers_after_its_timeout(api: respx.MockRouter, virtual_time: list[float]) -> None:
+    """The fault storm's finding: timeout=1.5 s, 503s retried inside one poll, SUCCEEDED arriving
+    just after the deadline: the wait must time out, at the deadline."""
+    from airflow_provider_clova.client.polling import PollPolicy
+    from airflow_provider_clova.operators._tuning_wait import wait_sync
+
+    now = virtual_time
+    succeeded = ok(task_json(status="SUCCEEDED"))
+    api.get(TASK).mock(side_effect=slow_answers(now, [ok(task_json()), *[fail(503, "50000")] * 6, succeeded], 0.25))
+    policy = RetryPolicy(max_attempts=6, initial_backoff_seconds=0.2, max_backoff_seconds=1.0)
+    with sync_client(retry=policy) as client:
+        hook = types.SimpleNamespace(get_tuning_task=client.get_tuning_task)
+
+        def sleep(seconds: float) -> None:
+            now[0] += seconds
+
+        start = now[0]
+        event = wait_sync(
+            hook,  # type: ignore[arg-type]
+            "czf9fbky",
+            PollPolicy(0.5, 1.0),
+            timeout=1.5,
+            log=lambda line: None,
+            sleep=sleep,
+            clock=lambda: now[0],
+        )
+    assert event["status"] == "timeout"
+    assert now[0] <= start + 1.5 + 1e-6
