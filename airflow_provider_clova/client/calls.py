@@ -202,7 +202,7 @@ def _task_id(task_id: str) -> str:
 
 
 def _messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    if isinstance(messages, (str, bytes)) or not messages:
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
         raise ClovaStudioConfigError("chat: messages must be a non-empty list of {role, content} objects")
     out = []
     for index, message in enumerate(messages):

@@ -102,10 +102,14 @@ def parse_extra(extra: str | Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if isinstance(extra, Mapping):
         return dict(extra)
+    if not isinstance(extra, str):
+        raise ClovaStudioConfigError(f"connection extra must be a JSON object, got {shown(extra)}")
     try:
         parsed = json.loads(extra)
     except json.JSONDecodeError as exc:
         raise ClovaStudioConfigError(f"connection extra is not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise ClovaStudioConfigError("connection extra is not valid JSON: nested too deeply") from None
     if not isinstance(parsed, dict):
         raise ClovaStudioConfigError("connection extra must be a JSON object")
     return parsed
@@ -124,7 +128,7 @@ def _positive(extra: Mapping[str, Any], name: str, default: float) -> float:
     value = extra.get(name, default)
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ClovaStudioConfigError(f"connection extra.{name} must be a number, got {shown(value)}") from None
     if not number > 0 or not math.isfinite(number):
         raise ClovaStudioConfigError(f"connection extra.{name} must be a number greater than 0, got {shown(value)}")
