@@ -232,9 +232,7 @@ def config_from_connection(
     auth_type = resolve_auth_type(login, extras)
     app_type = extras.get("app_type", "test")
     if app_type not in APP_TYPES:
-        raise ClovaStudioConfigError(
-            f"{where}: extra.app_type={shown(app_type)} is not valid; use 'test' or 'service'"
-        )
+        raise ClovaStudioConfigError(f"{where}: extra.app_type={shown(app_type)} is not valid; use 'test' or 'service'")
 
     auth: httpx.Auth
     if auth_type == "apigw_v2":

@@ -42,9 +42,7 @@ def wait_sync(
         left = poller.remaining()
         outcome: Any
         try:
-            outcome = hook.get_tuning_task(
-                tuning_task_id, deadline=None if left is None else time.monotonic() + left
-            )
+            outcome = hook.get_tuning_task(tuning_task_id, deadline=None if left is None else time.monotonic() + left)
         except Exception as exc:
             outcome = exc
         action = poller.step(outcome)

@@ -368,7 +368,9 @@ class ClovaStudioTuningOperator(BaseOperator):
                 # A 429 asks for a pause (its Retry-After, capped at one budget window by the
                 # client); after a 5xx or a lost reply the listing itself was the pause.
                 pause = (exc.retry_after or 1.0) if exc.http_status == 429 else 0.0
-                self.log.info("no task named %r exists; submitting again in %.1f s (attempt %d)", name, pause, attempt + 1)
+                self.log.info(
+                    "no task named %r exists; submitting again in %.1f s (attempt %d)", name, pause, attempt + 1
+                )
                 time.sleep(pause)
                 continue
             self.log.info("submitted tuning task %s (%r, model %s)", task.id, name, self.model)
@@ -414,10 +416,10 @@ class ClovaStudioTuningOperator(BaseOperator):
         return failed <= limit
 
     def _validate_dataset(self) -> None:
-        from airflow_provider_clova.client.errors import ClovaStudioDatasetError
-        from airflow_provider_clova.datasets import validate_stream
         from botocore.exceptions import BotoCoreError
 
+        from airflow_provider_clova.client.errors import ClovaStudioDatasetError
+        from airflow_provider_clova.datasets import validate_stream
         from airflow_provider_clova.operators._object_storage import open_object, read_failed
 
         body, size = open_object(self.object_storage_conn_id, self.dataset_bucket, self.dataset_key)

@@ -46,7 +46,7 @@ class S3FaultProxy:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def _relay(self) -> None:
@@ -86,7 +86,7 @@ class S3FaultProxy:
                 finally:
                     upstream.close()
 
-            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _relay  # noqa: N815 (http.server's names)
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _relay
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

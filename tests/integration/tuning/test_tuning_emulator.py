@@ -85,7 +85,7 @@ def test_a_missing_dataset_is_stopped_before_submit(emulator: ClovaEmulator, buc
 
 
 def test_a_missing_bucket_is_named_with_the_fix_before_submit(emulator: ClovaEmulator) -> None:
-    with pytest.raises(ClovaStudioDatasetError, match="bucket 'no-such-bucket-x' does not exist.*Fix:"):
+    with pytest.raises(ClovaStudioDatasetError, match=r"bucket 'no-such-bucket-x' does not exist.*Fix:"):
         run(operator("no-such-bucket-x"))
     assert created(emulator) == []
 

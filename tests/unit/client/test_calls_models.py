@@ -677,9 +677,17 @@ def test_non_finite_numbers_are_refused_naming_the_field(build: Any, value: Any)
 def test_a_huge_integer_for_a_float_parameter_is_out_of_range_not_an_overflow() -> None:
     with pytest.raises(ClovaStudioConfigError, match="temperature"):
         calls.chat_completion(
-            [{"role": "user", "content": "hi"}], model="HCX-005", task_id=None, params={"temperature": 10**400}, prefix=""
+            [{"role": "user", "content": "hi"}],
+            model="HCX-005",
+            task_id=None,
+            params={"temperature": 10**400},
+            prefix="",
         )
     with pytest.raises(ClovaStudioConfigError, match="maxTokens"):
         calls.chat_completion(
-            [{"role": "user", "content": "hi"}], model="HCX-005", task_id=None, params={"maxTokens": "9" * 5000}, prefix=""
+            [{"role": "user", "content": "hi"}],
+            model="HCX-005",
+            task_id=None,
+            params={"maxTokens": "9" * 5000},
+            prefix="",
         )

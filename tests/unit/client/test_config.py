@@ -168,7 +168,9 @@ def test_config_is_frozen_and_hides_auth() -> None:
     assert SECRET_KEY not in repr(config)
 
 
-@pytest.mark.parametrize("field", ["verify", "timeout", "rate_window_seconds", "max_retries", "pool_slots", "auth_type", "app_type"])
+@pytest.mark.parametrize(
+    "field", ["verify", "timeout", "rate_window_seconds", "max_retries", "pool_slots", "auth_type", "app_type"]
+)
 def test_a_secret_pasted_into_an_extra_field_is_never_echoed(field: str) -> None:
     with pytest.raises(ClovaStudioConfigError, match=rf"extra\.{field}") as info:
         config_from_connection(host=None, login=None, password=API_KEY, extra={field: SECRET_KEY})

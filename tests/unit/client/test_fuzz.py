@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from airflow_provider_clova.client import calls
 from airflow_provider_clova.client.client import ClovaStudioClient, _Metering
 from airflow_provider_clova.client.config import config_from_connection
-from airflow_provider_clova.client.envelope import parse_response, parse_retry_after
+from airflow_provider_clova.client.envelope import parse_retry_after
 from airflow_provider_clova.client.errors import ClovaStudioApiError, ClovaStudioBudgetError, ClovaStudioConfigError
 from airflow_provider_clova.client.limits import validate_overrides
 from airflow_provider_clova.client.params import (

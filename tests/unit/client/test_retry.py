@@ -96,7 +96,14 @@ def test_retry_after_is_capped_by_the_policy(api: respx.MockRouter, sleeps: list
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("1e308", 60.0), ("3600", 60.0), ("inf", None), ("nan", None), ("-5", 0.0), ("Fri, 31 Dec 9999 23:59:59 GMT", 60.0)],
+    [
+        ("1e308", 60.0),
+        ("3600", 60.0),
+        ("inf", None),
+        ("nan", None),
+        ("-5", 0.0),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 60.0),
+    ],
 )
 def test_retry_after_is_capped_at_one_budget_window_and_parsed_sanely(
     api: respx.MockRouter, sleeps: list[float], header: str, expected: float | None

@@ -338,9 +338,7 @@ def test_a_request_that_can_never_fit_the_share_is_a_row_error(
     assert client.sent == ["small"] and summary["failed"] == 1
 
 
-def test_a_line_with_nan_or_infinity_is_that_rows_error_and_the_batch_goes_on(
-    tmp_path: Path, use_client: Any
-) -> None:
+def test_a_line_with_nan_or_infinity_is_that_rows_error_and_the_batch_goes_on(tmp_path: Path, use_client: Any) -> None:
     client = FakeClient()
     use_client(client)
     write_input(

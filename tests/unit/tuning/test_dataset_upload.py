@@ -163,7 +163,9 @@ def test_an_empty_bucket_name_fails_at_construction_or_after_rendering(s3: Any, 
     from airflow_provider_clova.client.errors import ClovaStudioConfigError
 
     with pytest.raises(ClovaStudioConfigError, match=r"bucket='' is empty\. Fix:"):
-        ClovaStudioDatasetUploadOperator(task_id="upload", source="x.jsonl", bucket="", object_storage_conn_id=OBJ_CONN_ID)
+        ClovaStudioDatasetUploadOperator(
+            task_id="upload", source="x.jsonl", bucket="", object_storage_conn_id=OBJ_CONN_ID
+        )
     op = ClovaStudioDatasetUploadOperator(
         task_id="upload", source=write(tmp_path, SAMPLE), bucket="{{ var }}", object_storage_conn_id=OBJ_CONN_ID
     )

@@ -667,7 +667,7 @@ class _FakeS3:
 
         return SimpleNamespace(access_key=OBJ_ACCESS_KEY, secret_key=OBJ_SECRET_KEY)
 
-    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 (boto3's names)
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
         self.heads += 1
         if self.error is not None:
             raise self.error
@@ -677,7 +677,9 @@ class _FakeS3:
 def _client_error(status: int, code: str) -> Exception:
     from botocore.exceptions import ClientError
 
-    return ClientError({"Error": {"Code": code, "Message": ""}, "ResponseMetadata": {"HTTPStatusCode": status}}, "HeadObject")
+    return ClientError(
+        {"Error": {"Code": code, "Message": ""}, "ResponseMetadata": {"HTTPStatusCode": status}}, "HeadObject"
+    )
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -699,9 +701,7 @@ def test_an_unreadable_dataset_version_fails_the_try_before_any_create(
     assert service.kinds() == ["list", "create", "list", "xcom", "xcom"]
 
 
-def test_an_unreachable_object_storage_is_a_typed_error(
-    service: FakeService, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unreachable_object_storage_is_a_typed_error(service: FakeService, monkeypatch: pytest.MonkeyPatch) -> None:
     from botocore.exceptions import EndpointConnectionError
 
     from airflow_provider_clova.client.errors import ClovaStudioStorageError
@@ -725,7 +725,9 @@ def test_a_missing_object_has_no_version(monkeypatch: pytest.MonkeyPatch) -> Non
 # -- two tries of one task instance at once: one training -----------------------------------
 
 
-def test_two_tries_that_both_created_converge_on_the_first_created(service: FakeService, dataset: dict[str, Any]) -> None:
+def test_two_tries_that_both_created_converge_on_the_first_created(
+    service: FakeService, dataset: dict[str, Any]
+) -> None:
     first, second = operator(service), operator(service)
     name = name_for()
     made_first = first._create(name, set())
