@@ -764,28 +764,19 @@ def test_an_attempt_does_not_wait_for_its_answer_past_the_deadline(
 def test_a_tuning_wait_never_answers_after_its_timeout(api: respx.MockRouter, virtual_time: list[float]) -> None:
     """The fault storm's finding: timeout=1.5 s, 503s retried inside one poll, SUCCEEDED arriving
     just after the deadline: the wait must time out, at the deadline."""
-    from airflow_provider_clova.client.polling import PollPolicy
-    from airflow_provider_clova.operators._tuning_wait import wait_sync
+    from airflow_provider_clova.client.polling import PollPolicy, TuningPoller
 
     now = virtual_time
     succeeded = ok(task_json(status="SUCCEEDED"))
     api.get(TASK).mock(side_effect=slow_answers(now, [ok(task_json()), *[fail(503, "50000")] * 6, succeeded], 0.25))
     policy = RetryPolicy(max_attempts=6, initial_backoff_seconds=0.2, max_backoff_seconds=1.0)
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    start = now[0]
     with sync_client(retry=policy) as client:
-        hook = types.SimpleNamespace(get_tuning_task=client.get_tuning_task)
-
-        def sleep(seconds: float) -> None:
-            now[0] += seconds
-
-        start = now[0]
-        event = wait_sync(
-            hook,  # type: ignore[arg-type]
-            "czf9fbky",
-            PollPolicy(0.5, 1.0),
-            timeout=1.5,
-            log=lambda line: None,
-            sleep=sleep,
-            clock=lambda: now[0],
-        )
-    assert event["status"] == "timeout"
+        poller = TuningPoller.with_timeout("czf9fbky", PollPolicy(0.5, 1.0), 1.5)
+        event = poller.wait_sync(lambda: client.get_tuning_task("czf9fbky", deadline=poller.client_deadline()), sleep)
+    assert event.status == "timeout"
     assert now[0] <= start + 1.5 + 1e-6
