@@ -26,10 +26,12 @@ import pytest
 
 from airflow_provider_clova.client.errors import ClovaStudioError
 from airflow_provider_clova.operators.batch import ClovaStudioBatchInferenceOperator
-from airflow_provider_clova.operators.tuning import ClovaStudioTuningOperator
 from airflow_provider_clova.testing.servers import ClovaEmulator, MotoServer, start_emulator
 from tests.integration.s3_faults import S3FaultProxy
+from tests.integration.tuning.conftest import CLOVA_CONN_ID as CLOVA_CONN
+from tests.integration.tuning.conftest import OBJ_CONN_ID as OBJ_CONN
 from tests.integration.tuning.conftest import SAMPLE
+from tests.integration.tuning.test_tuning_emulator import operator
 from tests.unit.tuning.conftest import FakeTI, TaskDeferred, make_context
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,8 +41,6 @@ TUNINGS = 50
 OVERLAPPING = 10  # of the TUNINGS, run as two tries at once
 FAULT_RATE = 0.25
 MAX_TRIES = 6  # Airflow retries per task instance
-CLOVA_CONN = "clova_storm"
-OBJ_CONN = "obj_storm"
 ROOMY = {"HCX-005": {"qpm": 60000, "tpm": 10**8}}
 HTTP_FAULTS = [
     {"kind": "500"},
@@ -97,29 +97,13 @@ def connections(
 # -- tunings ----------------------------------------------------------------------------------
 
 
-def operator(bucket: str, key: str) -> ClovaStudioTuningOperator:
-    return ClovaStudioTuningOperator(
-        task_id="tune",
-        model="HCX-005",
-        dataset_bucket=bucket,
-        dataset_key=key,
-        object_storage_conn_id=OBJ_CONN,
-        clova_conn_id=CLOVA_CONN,
-        train_epochs=2,
-        deferrable=True,
-        poll_interval=0.3,
-        max_poll_interval=2.0,
-        timeout=300,
-    )
-
-
 async def _events(trigger: Any) -> list[Any]:
     return [event async for event in trigger.run()]
 
 
 def one_try(bucket: str, key: str, index: int, try_number: int) -> dict[str, Any]:
     """One Airflow try: execute, then (deferred) the trigger's run() and execute_complete."""
-    op = operator(bucket, key)
+    op = operator(bucket, key, deferrable=True, train_epochs=2, max_poll_interval=2.0, timeout=300)
     ctx = make_context(FakeTI(dag_id="storm", task_id=f"tune_{index}", run_id="storm_run", try_number=try_number))
     try:
         return op.execute(ctx)
