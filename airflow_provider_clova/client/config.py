@@ -108,8 +108,10 @@ def parse_extra(extra: str | Mapping[str, Any] | None) -> dict[str, Any]:
         parsed = json.loads(extra)
     except json.JSONDecodeError as exc:
         raise ClovaStudioConfigError(f"connection extra is not valid JSON: {exc.msg} at column {exc.colno}") from None
-    except RecursionError:
-        raise ClovaStudioConfigError("connection extra is not valid JSON: nested too deeply") from None
+    except (ValueError, RecursionError):  # a number past Python's digit limit, nesting too deep
+        raise ClovaStudioConfigError(
+            "connection extra is not valid JSON: a value is too large or nested too deeply"
+        ) from None
     if not isinstance(parsed, dict):
         raise ClovaStudioConfigError("connection extra must be a JSON object")
     return parsed

@@ -187,3 +187,9 @@ def test_a_short_typo_is_still_shown_to_help() -> None:
 def test_non_finite_timeouts_are_refused(value: Any) -> None:
     with pytest.raises(ClovaStudioConfigError, match=r"extra\.timeout"):
         config_from_connection(host=None, login=None, password=API_KEY, extra={"timeout": value})
+
+
+@pytest.mark.parametrize("extra", ['{"timeout": ' + "9" * 5000 + "}", "[" * 100_000, "[]", 7])
+def test_an_unreadable_extra_is_a_typed_error(extra: Any) -> None:
+    with pytest.raises(ClovaStudioConfigError, match="connection extra"):
+        config_from_connection(host=None, login=None, password=API_KEY, extra=extra)
