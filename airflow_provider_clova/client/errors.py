@@ -260,3 +260,11 @@ class ClovaStudioBatchFailedError(ClovaStudioError):
     def __init__(self, message: str, summary: Mapping[str, Any]) -> None:
         self.summary = dict(summary)
         super().__init__(message)
+
+
+class ClovaStudioEvaluationGateError(ClovaStudioError):
+    """No challenger passed an evaluation's gate (raised only with ``fail_on_gate=True``); the result is attached."""
+
+    def __init__(self, message: str, result: Mapping[str, Any]) -> None:
+        self.result = dict(result)
+        super().__init__(message)
