@@ -130,12 +130,18 @@ class _BaseClient:
         from airflow_provider_clova.client.limits import lookup_budget
 
         budget = lookup_budget(call.budget_model, self.config.app_type, self.config.limits)
-        return shared_limiter(
-            (self.config.account_id, call.budget_model, self.config.app_type),
-            budget,
-            window_seconds=self.config.rate_window_seconds,
-            share=self.config.rate_share,
-        )
+        key = (self.config.account_id, call.budget_model, self.config.app_type)
+        if self.config.budget_store is not None:
+            from airflow_provider_clova.client.budget_store import store_limiter
+
+            return store_limiter(
+                key,
+                budget,
+                self.config.budget_store,
+                window_seconds=self.config.rate_window_seconds,
+                fallback_share=self.config.rate_share,
+            )
+        return shared_limiter(key, budget, window_seconds=self.config.rate_window_seconds, share=self.config.rate_share)
 
     def _deadline_reached(self, call: Call, request_id: str, deadline: float | None) -> ClovaStudioTimeoutError | None:
         """The error for an attempt that would start at or after the caller's deadline."""

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import httpx
 
 from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
+from airflow_provider_clova.client.budget_store import StoreSettings, parse_store_settings
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 from airflow_provider_clova.client.retry import RetryPolicy
 
@@ -40,6 +41,8 @@ KNOWN_EXTRA: frozenset[str] = frozenset(
         "pool_slots",
         "max_retries",
         "console_url",
+        "budget_store",
+        "budget_store_fallback",
     }
 )
 
@@ -63,6 +66,17 @@ class ClientConfig:
     console_url: str | None = None
     #: Slots the CLOVA pools were created with (``extra.pool_slots``); None means the default.
     pool_slots: int | None = None
+    #: The shared QPM/TPM store (``extra.budget_store``); None paces each process on its own.
+    budget_store: StoreSettings | None = None
+
+    @property
+    def pacing_share(self) -> float:
+        """The share of each budget this caller's limiter paces at.
+
+        With a budget store every task draws from the whole shared budget (the pool only caps
+        how many run at once); without one, the static pool share (``rate_share``).
+        """
+        return 1.0 if self.budget_store is not None else self.rate_share
 
     @property
     def chat_prefix(self) -> str:
@@ -282,4 +296,5 @@ def config_from_connection(
         retry=retry,
         console_url=str(extras["console_url"]) if extras.get("console_url") else None,
         pool_slots=_pool_slots(extras, where),
+        budget_store=parse_store_settings(extras.get("budget_store"), extras.get("budget_store_fallback"), where),
     )

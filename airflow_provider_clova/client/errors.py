@@ -216,6 +216,14 @@ class ClovaStudioBudgetError(ClovaStudioError):
     kind = "budget"
 
 
+class ClovaStudioBudgetStoreError(ClovaStudioError):
+    """The shared budget store (``extra.budget_store``) cannot be reached or used.
+
+    Raised instead of pacing without it, which could spend more than the account's budget;
+    the message names the store (password masked) and the fix.
+    """
+
+
 class ClovaStudioTuningFailedError(ClovaStudioError):
     """A tuning task ended FAILED; carries the service's failureReason and a fix."""
 

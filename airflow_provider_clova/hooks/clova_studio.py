@@ -61,18 +61,21 @@ class ClovaStudioHook(BaseHook):
     # -- connection --------------------------------------------------------------------
     @staticmethod
     def _secrets_of(conn: Any) -> list[Any]:
-        """The values to register with the log masker: the password and the gateway key.
+        """The values to register with the log masker: the password, the gateway key and the
+        budget store's password.
 
         The password comes first and never depends on the extra parsing, so it is masked even
         when the rest of the connection is invalid.
         """
+        from airflow_provider_clova.client.budget_store import store_secrets
         from airflow_provider_clova.client.errors import ClovaStudioConfigError
 
         try:
-            gateway_key = _extra_dict(conn).get("apigw_api_key")
+            extra = _extra_dict(conn)
         except ClovaStudioConfigError:
-            gateway_key = None
-        return [conn.password, gateway_key]
+            extra = {}
+        store = extra.get("budget_store")
+        return [conn.password, extra.get("apigw_api_key"), *(store_secrets(store) if isinstance(store, str) else [])]
 
     def _config_from(self, conn: Any) -> ClientConfig:
         """Validated settings; the caller has registered the connection's secrets first."""
@@ -113,13 +116,29 @@ class ClovaStudioHook(BaseHook):
 
     def with_pool_share(self, operator: Any, model: str) -> ClovaStudioHook:
         """This hook, or one pacing at ``operator``'s share of ``model``'s budget when the
-        operator runs in the model's CLOVA pool (``pools.pool_rate_share``); logs the share."""
+        operator runs in the model's CLOVA pool (``pools.pool_rate_share``); logs the share.
+
+        With a budget store the share is kept only for the static fallback: the store paces
+        the whole budget (``ClientConfig.pacing_share``) and the pool caps concurrency.
+        """
         from airflow_provider_clova.pools import pool_rate_share
 
         pool, slots = getattr(operator, "pool", None), int(getattr(operator, "pool_slots", 1) or 1)
         share = pool_rate_share(model, self.config, pool, slots)
         if share == self.rate_share:
             return self
+        store = self.config.budget_store
+        if store is not None:
+            operator.log.info(
+                "task runs in pool %r: the budget store %s paces the whole %s budget for every task; the pool "
+                "caps how many run at once (static share %.1f%% only if the store is down and "
+                "extra.budget_store_fallback is static)",
+                pool,
+                store.display,
+                model,
+                100 * share,
+            )
+            return self.with_rate_share(share)
         operator.log.info(
             "task runs in pool %r with %s slot(s): pacing at %.1f%% of the %s budget",
             pool,

@@ -165,7 +165,7 @@ class ClovaStudioBatchInferenceOperator(BatchEngineArguments, BaseOperator):
 
         config = hook.config
         budget = lookup_budget(model, config.app_type, config.limits)
-        validate = chat_validator(model, tuning_task_id, budget.token_ceiling(hook.rate_share))
+        validate = chat_validator(model, tuning_task_id, budget.token_ceiling(config.pacing_share))
         rows = ChatRows(model, tuning_task_id, defaults, validate)
         tuned = f" tuned task {tuning_task_id}" if tuning_task_id else ""
         self._lineage_context = (config.base_url, model, tuning_task_id)
@@ -236,6 +236,6 @@ def run_settings(operator: BatchEngineArguments, hook: ClovaStudioHook, budget: 
         threshold=Threshold(operator.max_failed_rows, operator.max_failed_fraction),
         progress_interval=operator.progress_interval,
         checkpoint_interval=operator.checkpoint_interval,
-        qpm=round(budget.qpm * hook.rate_share * per_minute, 1),
-        tpm=round(budget.tpm * hook.rate_share * per_minute),
+        qpm=round(budget.qpm * hook.config.pacing_share * per_minute, 1),
+        tpm=round(budget.tpm * hook.config.pacing_share * per_minute),
     )

@@ -298,7 +298,7 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
         self._base_url = config.base_url
         budget = lookup_budget(model, config.app_type, config.limits)
         defaults = checked_defaults(self.parameters, model, where=self._where())
-        validate = chat_validator(model, tuning_task_id, budget.token_ceiling(hook.rate_share))
+        validate = chat_validator(model, tuning_task_id, budget.token_ceiling(hook.config.pacing_share))
         rows = EvalRows(ChatRows(model, tuning_task_id, defaults, validate), judge)
         output = _child(self.output_dir, f"{_UNSAFE.sub('_', name)}.jsonl")
         tuned = f" tuned task {tuning_task_id}" if tuning_task_id else ""

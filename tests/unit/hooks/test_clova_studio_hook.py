@@ -255,6 +255,22 @@ async def test_password_registered_with_the_masker(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("path", ["sync", "async"])
+async def test_budget_store_password_registered_with_the_masker(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    store_password = f"redis-pw-only-the-hook-knows-{path}"
+    conn = types.SimpleNamespace(
+        host=HOST,
+        login=None,
+        password=API_KEY,
+        extra=json.dumps({"budget_store": f"redis://:{store_password}@redis.internal:6379/0"}),
+        schema=None,
+        port=None,
+    )
+    _serve_connection(monkeypatch, conn)
+    await _build(path)
+    assert store_password not in redact(f"connecting to redis://:{store_password}@redis.internal:6379/0")
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
 @pytest.mark.parametrize("extra", ['{"app_type": "nope"}', "not json at all"])
 async def test_password_masked_even_when_the_connection_is_invalid(
     monkeypatch: pytest.MonkeyPatch, path: str, extra: str
