@@ -99,6 +99,7 @@ def make_config(
     clock: Callable[[], int] | None = None,
     retry: RetryPolicy | None = None,
     app_type: str = "test",
+    rate_window_seconds: float = 60.0,
 ) -> ClientConfig:
     """``mixed``: IAM keys (signing the tuning API) and an API key (chat); or one scheme alone."""
     signature = SignatureV2Auth(ACCESS_KEY, SECRET_KEY, clock_ms=clock)
@@ -115,6 +116,7 @@ def make_config(
         base_url=BASE_URL,
         app_type=app_type,  # type: ignore[arg-type]
         retry=retry or RetryPolicy(max_attempts=4),
+        rate_window_seconds=rate_window_seconds,
     )
 
 
