@@ -803,7 +803,7 @@ def test_parse_datetime_rejects_garbage_as_a_response_error(api: respx.MockRoute
 @pytest.mark.parametrize(
     "build",
     [
-        lambda v: calls.tuning_body("HCX-005", None, {"learning_rate": v}),
+        lambda v: calls.tuning_body("HCX-003", None, {"learning_rate": v}),
         lambda v: calls.chat_completion(
             [{"role": "user", "content": "hi"}], model="HCX-005", task_id=None, params={"temperature": v}, prefix=""
         ),
