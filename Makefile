@@ -39,6 +39,7 @@ bench: venv
 	$(PY) bench/dataset_validate.py
 	$(PY) bench/poll_economy.py
 	$(PY) bench/rate_budget.py
+	$(PY) bench/triggerer_scale.py
 	$(PY) bench/embedding_throughput.py
 
 clean:

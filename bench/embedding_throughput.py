@@ -21,9 +21,10 @@ the 429 wall; the provider is burst-free, so its ceiling is ``window / (window +
 (97.6% here), less its start-up (reading the input, the connection, the first handshake).
 The window is 8 s: the limiter's margin for arrival jitter is 2.5% of a shortened window
 (200 ms here; 1 s at the real 60 s), and at 4 s (100 ms) one request in 10,000 arrived late
-enough on a loaded machine to meet a 429. The limit is kept low (30 rows/s by default) so that the emulator and the client, sharing a
-loaded machine, are not what binds: at ~100 rows/s on 2 busy cores the JSON of 1,024-float
-vectors costs more CPU than the machine has, and both clients fall short of the limit.
+enough on a loaded machine to meet a 429. The limit is kept low (30 rows/s by default) so that
+the emulator and the client, sharing a loaded machine, are not what binds: at ~100 rows/s on
+2 busy cores the JSON of 1,024-float vectors costs more CPU than the machine has, and both
+clients fall short of the limit.
 
 Goal: provider >= 0.95 of the limit with zero 429s.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 
 from airflow_provider_clova.assets import tuned_model_asset
@@ -44,6 +44,9 @@ with DAG(
     catchup=False,
     tags=["clova", "example"],
     doc_md=__doc__,
+    # A lost worker or a passing Object Storage / CLOVA failure is retried; a retry of the tuning
+    # task reattaches to the training an earlier try submitted (nothing is billed twice).
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
 ) as dag:
     upload_dataset = ClovaStudioDatasetUploadOperator(
         task_id="upload_dataset",
@@ -55,7 +58,7 @@ with DAG(
 
     tune = ClovaStudioTuningOperator(
         task_id="tune",
-        model="HCX-003",
+        model="HCX-003",  # the model CLOVA Studio can tune; its tuned model speaks chat v1
         dataset_bucket="{{ ti.xcom_pull(task_ids='upload_dataset')['bucket'] }}",
         dataset_key="{{ ti.xcom_pull(task_ids='upload_dataset')['key'] }}",
         object_storage_conn_id="ncloud_object_storage",
@@ -79,6 +82,8 @@ with DAG(
         """One line a person can read: which model was trained, how well, and what it says."""
         summary = {
             "tuning_task_id": tuning["task_id"],
+            "model": tuning["model"],
+            "chat_completions_path": tuning["chat_completions_path"],
             "status": tuning["status"],
             "final_train_loss": tuning["train_loss"],
             "steps": f"{tuning['steps']}/{tuning['total_steps']}",

@@ -1,15 +1,22 @@
 """CLOVA Studio clients on httpx: ``ClovaStudioClient`` (sync) and ``AsyncClovaStudioClient``.
 
-Both run the same ``Call`` values (``calls.py``) through the same attempt logic: auth by
-``httpx.Auth`` (fresh signature per attempt), one request id per logical call kept across
+Both run the same ``Call`` values (``calls.py``) through the same attempt logic: the scheme
+and host the call's endpoint family is documented for (``routing.py``; a call the
+connection's credentials cannot make fails before anything is sent), auth by ``httpx.Auth``
+(fresh signature per attempt), one request id per logical call kept across
 retries, the envelope parser, the tenacity retry policy, and, for chat, the shared QPM/TPM
-limiter (chat and embeddings). Each client owns one pooled httpx client; use it as a context manager or call
-``close()``.
+limiter (chat and embeddings). Each client holds one pooled httpx client; use it as a context manager or call
+``close()``. Clients handed out by ``client.pool`` (the hook's ``get_conn`` / ``aget_conn``) are
+shared per connection settings (and event loop) and closed by the pool: their ``close()`` is a
+no-op. A client built directly uses the process's shared SSL context (see ``client.pool``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import ssl
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
@@ -35,12 +42,23 @@ from airflow_provider_clova.client.errors import (
 )
 from airflow_provider_clova.client.models import ChatResult, EmbeddingResult, TuningTask, TuningTaskPage
 from airflow_provider_clova.client.retry import retry_kwargs, server_cannot_have_acted, should_retry
+from airflow_provider_clova.client.routing import choose_scheme
 from airflow_provider_clova.client.tokens import actual_request_cost
 
 REQUEST_ID_HEADER = "X-NCP-CLOVASTUDIO-REQUEST-ID"
 LIST_PAGE_SIZE = 50
 #: Joined request URLs kept per client (paths without a query string).
 _URL_CACHE_SIZE = 256
+#: Connections per client. A shared client serves every wait on a connection; idle ones are
+#: kept up to the same cap (fewer TCP/TLS set-ups), and the expiry stays httpx's 5 s, inside
+#: common servers' keep-alive timeouts. Small on purpose: httpcore's pool does work
+#: proportional to connections x queued requests on every request, so a big pool with a
+#: queue costs more CPU than it saves. The async client queues its callers in front of the
+#: pool instead (``_slots``), where waiting costs nothing.
+MAX_CONNECTIONS = 16
+POOL_LIMITS = httpx.Limits(
+    max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS, keepalive_expiry=5.0
+)
 
 
 def new_request_id() -> str:
@@ -67,6 +85,7 @@ def finalize_error(exc: ClovaStudioApiError, call: Call) -> ClovaStudioApiError:
     return ClovaStudioUnknownOutcomeError(
         f"{call.route} may or may not have taken effect ({exc.service_message}); "
         "list tuning tasks to reconcile before creating again",
+        retry_after=getattr(exc, "retry_after", None),
         http_status=exc.http_status,
         code=exc.code,
         request_id=exc.request_id,
@@ -109,17 +128,31 @@ class _Metering:
 class _BaseClient:
     """Configuration, limiter lookup and the per-attempt steps shared by both clients."""
 
+    _http: Any  # the subclass's httpx client
+
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self._task_models: dict[str, str] = {}
         self._urls: dict[str, httpx.URL] = {}
+        #: Set by ``client.pool`` for shared clients: the pool closes them, their users don't.
+        self._pooled = False
 
-    def _client_kwargs(self) -> dict[str, Any]:
+    @property
+    def is_closed(self) -> bool:
+        """Whether the HTTP connections are closed (a pooled client: when its pool closed it)."""
+        return bool(self._http.is_closed)
+
+    def _client_kwargs(self, ssl_context: ssl.SSLContext | None) -> dict[str, Any]:
+        if ssl_context is None:
+            from airflow_provider_clova.client.pool import ssl_context as shared_context
+            from airflow_provider_clova.client.pool import tls_key
+
+            ssl_context = shared_context(tls_key(self.config))
         return {
-            "base_url": self.config.base_url,
-            "auth": self.config.auth,
             "timeout": httpx.Timeout(self.config.timeout, connect=min(10.0, self.config.timeout)),
-            "verify": self.config.verify,
+            # A context, never True/False: httpx would build (and load a CA bundle into) a new one.
+            "verify": ssl_context,
+            "limits": POOL_LIMITS,
             "headers": {"User-Agent": f"airflow-provider-clova/{__version__}", "Accept": "application/json"},
         }
 
@@ -143,28 +176,55 @@ class _BaseClient:
             )
         return shared_limiter(key, budget, window_seconds=self.config.rate_window_seconds, share=self.config.rate_share)
 
-    def _build(self, http: httpx.Client | httpx.AsyncClient, call: Call, request_id: str) -> httpx.Request:
+    def _target(self, call: Call) -> tuple[str, httpx.Auth]:
+        """The URL and auth ``call`` is sent with; raises (nothing sent) when no held scheme may make it."""
+        config = self.config
+        scheme = choose_scheme(call.family, config.credentials, what=f"{call.method} {call.path}", forced=call.scheme)
+        auth = config.credentials.get(scheme)
+        assert auth is not None  # choose_scheme returns a held scheme
+        prefix = config.legacy_prefix if scheme == "legacy_keys" else ""
+        return config.url_for(scheme) + prefix + call.path, auth
+
+    def _deadline_reached(self, call: Call, request_id: str, deadline: float | None) -> ClovaStudioTimeoutError | None:
+        """The error for an attempt that would start at or after the caller's deadline."""
+        if deadline is None or time.monotonic() < deadline:
+            return None
+        return ClovaStudioTimeoutError(
+            "the caller's deadline was reached before this attempt",
+            method=call.method,
+            path=call.path,
+            request_id=request_id,
+        )
+
+    @staticmethod
+    def _bounded(request: httpx.Request, timeout: float, deadline: float | None) -> httpx.Request:
+        """An attempt may not wait for its answer past the caller's deadline."""
+        if deadline is not None:
+            left = max(0.001, min(timeout, deadline - time.monotonic()))
+            request.extensions = {**request.extensions, "timeout": httpx.Timeout(left).as_dict()}
+        return request
+
+    def _build(self, http: httpx.Client | httpx.AsyncClient, call: Call, target: str, request_id: str) -> httpx.Request:
         headers = {REQUEST_ID_HEADER: request_id}
         if call.params:
-            return http.build_request(call.method, call.path, params=dict(call.params), json=call.json, headers=headers)
-        # Joining the base URL and the path parses both URLs again on every request; a poll
-        # loop asks for the same few paths over and over, so keep the joined URL.
-        url = self._urls.get(call.path)
+            return http.build_request(call.method, target, params=dict(call.params), json=call.json, headers=headers)
+        # Parsing the URL costs more than signing; a poll loop asks for the same few URLs over
+        # and over, so keep them parsed.
+        url = self._urls.get(target)
         if url is None:
             if len(self._urls) >= _URL_CACHE_SIZE:
                 self._urls.clear()
-            request = http.build_request(call.method, call.path, json=call.json, headers=headers)
-            self._urls[call.path] = request.url
-            return request
+            url = self._urls[target] = httpx.URL(target)
         return http.build_request(call.method, url, json=call.json, headers=headers)
 
     def _finish(self, call: Call, metering: _Metering, response: httpx.Response, request_id: str) -> Any:
         try:
-            result = call.parse(parse_response(response, request_id=request_id))
+            body = parse_response(response, request_id=request_id, max_retry_after=self.config.rate_window_seconds)
+            result = call.parse(body)
         except ClovaStudioApiError as exc:
             metering.failed(exc)
             raise finalize_error(exc, call) from None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as exc:
             # A 2xx whose ``result`` is missing or not the documented shape: a typed error
             # (retried for reads, an unknown outcome for a create), not a bare TypeError.
             error = ClovaStudioResponseError(
@@ -192,8 +252,14 @@ class _BaseClient:
         params: Mapping[str, Any],
     ) -> Call:
         return calls.chat_completion(
-            messages, model=model, task_id=tuning_task_id, params=params, prefix=self.config.chat_prefix
+            messages, model=model, task_id=tuning_task_id, params=params, models=self.config.models
         )
+
+    def _tuning_body(self, model: str, dataset: TuningDataset | None, fields: Mapping[str, Any]) -> dict[str, Any]:
+        return calls.tuning_body(model, dataset, fields, models=self.config.models)
+
+    def _count_call(self, messages: Sequence[Mapping[str, Any]], model: str) -> Call:
+        return calls.count_tokens(messages, model=model, models=self.config.models)
 
     def _remember(self, task: TuningTask) -> TuningTask:
         if task.model:
@@ -229,9 +295,17 @@ def base_model_of(task: TuningTask) -> str:
 class ClovaStudioClient(_BaseClient):
     """Synchronous client (operators, the hook, scripts)."""
 
-    def __init__(self, config: ClientConfig, *, transport: httpx.BaseTransport | None = None) -> None:
+    _http: httpx.Client
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         super().__init__(config)
-        self._http = httpx.Client(transport=transport, **self._client_kwargs())
+        self._http = httpx.Client(transport=transport, **self._client_kwargs(ssl_context))
 
     def __enter__(self) -> ClovaStudioClient:
         return self
@@ -240,40 +314,55 @@ class ClovaStudioClient(_BaseClient):
         self.close()
 
     def close(self) -> None:
+        """Close the HTTP connections; a no-op on a pooled (shared) client."""
+        if not self._pooled:
+            self._http.close()
+
+    def _close_pooled(self) -> None:
         self._http.close()
 
-    def call(self, call: Call) -> Any:
+    def call(self, call: Call, *, deadline: float | None = None) -> Any:
         """Run one logical call with retries; the request id stays the same across attempts.
 
         The first attempt runs outside tenacity (most calls succeed at once, and building the
         retry loop costs more than signing the request). A retryable failure is replayed as
         the loop's first attempt, so attempt counting, ``Retry-After``, backoff and the
-        elapsed-time bound behave exactly as if tenacity had run it.
+        elapsed-time bound behave exactly as if tenacity had run it. ``deadline``
+        (``time.monotonic`` scale) bounds every attempt: none starts after it, none waits for
+        its answer past it, and the retries stop before a backoff that would cross it.
         """
+        target = self._target(call)
         request_id = new_request_id()
         started = time.monotonic()
         try:
-            return self._attempt(call, request_id)
+            return self._attempt(call, target, request_id, deadline)
         except Exception as exc:
             if not should_retry(exc, self.config.retry, idempotent=call.idempotent):
                 raise
             first_failure: Exception | None = exc
         result: Any = None
-        kwargs = retry_kwargs(self.config.retry, idempotent=call.idempotent, started_at=started)
+        kwargs = retry_kwargs(self.config.retry, idempotent=call.idempotent, started_at=started, deadline=deadline)
         for attempt in tenacity.Retrying(**kwargs):
             with attempt:
                 if first_failure is not None:
                     failure, first_failure = first_failure, None
                     raise failure
-                result = self._attempt(call, request_id)
+                result = self._attempt(call, target, request_id, deadline)
         return result
 
-    def _attempt(self, call: Call, request_id: str) -> Any:
+    def _attempt(
+        self, call: Call, target: tuple[str, httpx.Auth], request_id: str, deadline: float | None = None
+    ) -> Any:
+        late = self._deadline_reached(call, request_id, deadline)
+        if late is not None:
+            raise late
         metering = _Metering(self, call)
         if metering.limiter is not None:
             metering.reservation = metering.limiter.acquire(call.estimated_cost)
+        url, auth = target
         try:
-            response = self._http.send(self._build(self._http, call, request_id))
+            request = self._bounded(self._build(self._http, call, url, request_id), self.config.timeout, deadline)
+            response = self._http.send(request, auth=auth)
         except httpx.HTTPError as exc:
             raise self._transport_failed(call, metering, exc, request_id) from exc
         return self._finish(call, metering, response, request_id)
@@ -281,10 +370,11 @@ class ClovaStudioClient(_BaseClient):
     # -- tuning -------------------------------------------------------------------------
     def create_tuning_task(self, model: str, dataset: TuningDataset | None = None, **fields: Any) -> TuningTask:
         """POST /tuning/v2/tasks. Raises ClovaStudioUnknownOutcomeError when it cannot tell if it worked."""
-        return self._remember(self.call(calls.create_tuning_task(calls.tuning_body(model, dataset, fields))))
+        return self._remember(self.call(calls.create_tuning_task(self._tuning_body(model, dataset, fields))))
 
-    def get_tuning_task(self, task_id: str) -> TuningTask:
-        return self._remember(self.call(calls.get_tuning_task(task_id)))
+    def get_tuning_task(self, task_id: str, *, deadline: float | None = None) -> TuningTask:
+        """GET one task; ``deadline`` (``time.monotonic`` scale) bounds the call and its retries."""
+        return self._remember(self.call(calls.get_tuning_task(task_id), deadline=deadline))
 
     def list_tuning_tasks_page(self, page: int = 0, size: int = LIST_PAGE_SIZE) -> TuningTaskPage:
         page_result: TuningTaskPage = self.call(calls.list_tuning_tasks_page(page, size))
@@ -332,7 +422,7 @@ class ClovaStudioClient(_BaseClient):
         return known if known is not None else base_model_of(self.get_tuning_task(str(tuning_task_id)))
 
     def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
-        count: int = self.call(calls.count_tokens(messages, model=model, prefix=self.config.chat_prefix))
+        count: int = self.call(self._count_call(messages, model))
         return count
 
     # -- embeddings -------------------------------------------------------------------------
@@ -347,9 +437,19 @@ class ClovaStudioClient(_BaseClient):
 class AsyncClovaStudioClient(_BaseClient):
     """Asynchronous twin for triggers and concurrent batch work; never blocks the event loop."""
 
-    def __init__(self, config: ClientConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    _http: httpx.AsyncClient
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         super().__init__(config)
-        self._http = httpx.AsyncClient(transport=transport, **self._client_kwargs())
+        self._http = httpx.AsyncClient(transport=transport, **self._client_kwargs(ssl_context))
+        # At most one request per pooled connection reaches httpcore; the rest wait here.
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
     async def __aenter__(self) -> AsyncClovaStudioClient:
         return self
@@ -358,43 +458,75 @@ class AsyncClovaStudioClient(_BaseClient):
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the HTTP connections; a no-op on a pooled (shared) client."""
+        if not self._pooled:
+            await self._http.aclose()
+
+    async def _take_slot(self) -> None:
+        """A free connection slot, waiting at most the connect timeout (as httpx's pool would)."""
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return
+        wait = min(10.0, self.config.timeout)
+        try:
+            if sys.version_info >= (3, 11):
+                async with asyncio.timeout(wait):
+                    await self._slots.acquire()
+            else:  # pragma: no cover - Python 3.10
+                await asyncio.wait_for(self._slots.acquire(), wait)
+        except asyncio.TimeoutError:
+            raise httpx.PoolTimeout(f"all {MAX_CONNECTIONS} connections busy for {wait:g} s") from None
+
+    async def _aclose_pooled(self) -> None:
         await self._http.aclose()
 
-    async def call(self, call: Call) -> Any:
+    async def call(self, call: Call, *, deadline: float | None = None) -> Any:
         """As ``ClovaStudioClient.call``: first attempt outside tenacity, a failure replayed into it."""
+        target = self._target(call)
         request_id = new_request_id()
         started = time.monotonic()
         try:
-            return await self._attempt(call, request_id)
+            return await self._attempt(call, target, request_id, deadline)
         except Exception as exc:
             if not should_retry(exc, self.config.retry, idempotent=call.idempotent):
                 raise
             first_failure: Exception | None = exc
         result: Any = None
-        kwargs = retry_kwargs(self.config.retry, idempotent=call.idempotent, started_at=started)
+        kwargs = retry_kwargs(self.config.retry, idempotent=call.idempotent, started_at=started, deadline=deadline)
         async for attempt in tenacity.AsyncRetrying(**kwargs):
             with attempt:
                 if first_failure is not None:
                     failure, first_failure = first_failure, None
                     raise failure
-                result = await self._attempt(call, request_id)
+                result = await self._attempt(call, target, request_id, deadline)
         return result
 
-    async def _attempt(self, call: Call, request_id: str) -> Any:
+    async def _attempt(
+        self, call: Call, target: tuple[str, httpx.Auth], request_id: str, deadline: float | None = None
+    ) -> Any:
+        late = self._deadline_reached(call, request_id, deadline)
+        if late is not None:
+            raise late
         metering = _Metering(self, call)
         if metering.limiter is not None:
             metering.reservation = await metering.limiter.aacquire(call.estimated_cost)
+        url, auth = target
         try:
-            response = await self._http.send(self._build(self._http, call, request_id))
+            await self._take_slot()
+            try:
+                request = self._bounded(self._build(self._http, call, url, request_id), self.config.timeout, deadline)
+                response = await self._http.send(request, auth=auth)
+            finally:
+                self._slots.release()
         except httpx.HTTPError as exc:
             raise self._transport_failed(call, metering, exc, request_id) from exc
         return self._finish(call, metering, response, request_id)
 
     async def create_tuning_task(self, model: str, dataset: TuningDataset | None = None, **fields: Any) -> TuningTask:
-        return self._remember(await self.call(calls.create_tuning_task(calls.tuning_body(model, dataset, fields))))
+        return self._remember(await self.call(calls.create_tuning_task(self._tuning_body(model, dataset, fields))))
 
-    async def get_tuning_task(self, task_id: str) -> TuningTask:
-        return self._remember(await self.call(calls.get_tuning_task(task_id)))
+    async def get_tuning_task(self, task_id: str, *, deadline: float | None = None) -> TuningTask:
+        return self._remember(await self.call(calls.get_tuning_task(task_id), deadline=deadline))
 
     async def list_tuning_tasks_page(self, page: int = 0, size: int = LIST_PAGE_SIZE) -> TuningTaskPage:
         page_result: TuningTaskPage = await self.call(calls.list_tuning_tasks_page(page, size))
@@ -436,7 +568,7 @@ class AsyncClovaStudioClient(_BaseClient):
         return known if known is not None else base_model_of(await self.get_tuning_task(str(tuning_task_id)))
 
     async def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
-        count: int = await self.call(calls.count_tokens(messages, model=model, prefix=self.config.chat_prefix))
+        count: int = await self.call(self._count_call(messages, model))
         return count
 
     async def embed(self, text: str, model: str = DEFAULT_EMBEDDING_MODEL) -> EmbeddingResult:

@@ -17,18 +17,30 @@ from typing import Any
 CODE_HINTS: dict[str, str] = {
     "40000": "the request is malformed; check the parameters against the CLOVA Studio API guide",
     "40001": "a parameter is out of range or missing; the message names it",
+    "40002": (
+        "a parameter is not supported (the OpenAI-compatible API answers this for an OpenAI field CLOVA "
+        "Studio does not take); remove it"
+    ),
     "40003": (
         "the input is longer than the model takes: shorten the messages or lower maxTokens (chat), "
         "or split the text into shorter chunks (embeddings)"
     ),
     "40004": "the model or parameter value is not supported",
+    "40055": "the structured output failed; check responseFormat's JSON schema against the API guide",
+    "40060": "the image format is not supported; send PNG, JPEG, WEBP or BMP",
+    "40061": "the image file is too large; shrink it below the documented file size",
+    "40063": "the image size, aspect ratio or URL is not accepted; resize it or use a reachable URL",
     "40080": "the model does not exist or was retired; pick a current model",
     "40100": "authentication failed; check the connection's credentials",
     "40101": (
         "the API Gateway signature did not match: check the connection's access key (login) and "
         "secret key (password), and that this machine's clock is within 5 minutes of real time"
     ),
-    "40102": "this auth type is not accepted for this API; use a Bearer API key (extra.auth_type=bearer)",
+    "40102": (
+        "the credentials are not accepted for this API: IAM keys (signature v2) are for the tuning API only "
+        "and legacy app keys for chat v1 only; use a CLOVA Studio API key (Bearer, 'password' or extra.api_key)"
+    ),
+    "40103": "the API key or token has expired; issue a new API key in the CLOVA Studio console",
     "40104": "the API key is unknown or revoked; issue a new key in the CLOVA Studio console",
     "40170": "the account has no CLOVA Studio subscription for this API",
     "40300": "the key may not call this API (a test key cannot call a service app, and vice versa)",
@@ -197,8 +209,13 @@ class ClovaStudioUnknownOutcomeError(ClovaStudioApiError):
     """A create may or may not have happened (read timeout, 5xx, dropped reply).
 
     Raised instead of retrying blindly, so the caller can reconcile by listing tasks
-    (the tuning operator does) and never bill a second training.
+    (the tuning operator does) and never bill a second training. ``retry_after`` carries a
+    429's ``Retry-After`` (seconds), for the pause before creating again.
     """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class ClovaStudioResponseError(ClovaStudioApiError):
@@ -229,6 +246,10 @@ class ClovaStudioTuningFailedError(ClovaStudioError):
         self.task_id = task_id
         self.failure_reason = failure_reason
         super().__init__(message)
+
+
+class ClovaStudioStorageError(ClovaStudioError):
+    """Object Storage failed to answer (5xx, throttling, network) where the provider needed it."""
 
 
 class ClovaStudioDatasetError(ClovaStudioError):

@@ -62,7 +62,7 @@ def task_json(
     status: str = "WAIT",
     *,
     name: str = "230821-130704",
-    model: str = "HCX-005",
+    model: str = "HCX-003",
     created: str = "2023-08-21T13:07:06+0900",
     **info: Any,
 ) -> dict[str, Any]:
@@ -136,12 +136,14 @@ class FakeService:
     get_errors: list[BaseException] = field(default_factory=list)
     delete_error: BaseException | None = None
     console_url: str | None = None
+    #: The connection's catalog overrides (extra.models).
+    models: dict[str, Any] = field(default_factory=dict)
     _ids: Iterator[str] = field(default_factory=lambda: iter(f"tsk{n:05d}" for n in range(1, 10**5)))
     _gets: dict[str, int] = field(default_factory=dict)
 
     @property
     def config(self) -> Any:
-        return SimpleNamespace(console_url=self.console_url)
+        return SimpleNamespace(console_url=self.console_url, models=self.models)
 
     def add(self, raw: dict[str, Any]) -> dict[str, Any]:
         self.tasks[raw["id"]] = raw
@@ -167,7 +169,7 @@ class FakeService:
             raise effect[1]
         return TuningTask.from_api(raw)
 
-    def get_tuning_task(self, task_id: str) -> TuningTask:
+    def get_tuning_task(self, task_id: str, *, deadline: float | None = None) -> TuningTask:
         self.calls.append(("get", task_id))
         if self.get_errors:
             raise self.get_errors.pop(0)
@@ -392,9 +394,26 @@ def drive(
         return outcome
 
     def sleep(seconds: float) -> None:
-        assert seconds > 0 and polls, (seconds, polls)
-        polls[-1][2] = seconds
+        assert seconds > 0, (seconds, polls)
+        if polls:  # a pause after a poll; the one before the first poll (jitter) is not a poll's
+            polls[-1][2] = seconds
         clock.now += seconds
 
     event = poller.wait_sync(look, sleep)
     return Trace(event, [(t, seen, delay) for t, seen, delay in polls])
+
+
+class _NoJitter:
+    @staticmethod
+    def random() -> float:
+        return 0.0
+
+
+@pytest.fixture(autouse=True)
+def steady_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin the poll schedule: the default jitter source answers 0 (no first-poll spread, no
+    shortening), so these tests can assert exact pauses. ``test_poll_jitter`` tests the jitter
+    itself with an explicit ``rng``."""
+    from airflow_provider_clova.client import polling
+
+    monkeypatch.setattr(polling, "_RANDOM", _NoJitter())
