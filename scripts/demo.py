@@ -58,7 +58,7 @@ def main() -> int:
         env.update(
             {
                 "AIRFLOW_HOME": str(work / "airflow"),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "airflow_provider_clova" / "example_dags"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{work}/airflow.db",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",

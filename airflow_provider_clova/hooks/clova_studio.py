@@ -12,7 +12,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clova._compat import BaseHook, aget_connection, amask_secret, mask_secret
+from airflow.providers.common.compat.connection import get_async_connection
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_provider_clova._compat import amask_secret, mask_secret
 
 if TYPE_CHECKING:
     from airflow_provider_clova.client.calls import TuningDataset
@@ -128,7 +131,7 @@ class ClovaStudioHook(BaseHook):
         """
         from airflow_provider_clova.client.client import AsyncClovaStudioClient
 
-        conn = await aget_connection(self.clova_conn_id)
+        conn = await get_async_connection(self.clova_conn_id, self)
         for secret in self._secrets_of(conn):
             await amask_secret(secret)
         return AsyncClovaStudioClient(self._config_from(conn))
@@ -230,7 +233,7 @@ class ClovaStudioHook(BaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra fields for the Airflow 2.11 connection form (Airflow 3 uses ``conn-fields``)."""
-        from airflow_provider_clova._compat import AIRFLOW_V_3
+        from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS as AIRFLOW_V_3
 
         if AIRFLOW_V_3:
             return {}

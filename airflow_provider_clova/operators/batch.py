@@ -25,11 +25,13 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clova._compat import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
+
 from airflow_provider_clova.client.errors import ClovaStudioError
 
 if TYPE_CHECKING:
-    from airflow_provider_clova._compat import Context
+    from airflow.providers.common.compat.sdk import Context
+
     from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
     from airflow_provider_clova.operators._batch_input import InputIndex, Row
     from airflow_provider_clova.operators._batch_run import RunSettings, RunStats

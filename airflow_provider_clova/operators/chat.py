@@ -17,10 +17,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clova._compat import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
 
 if TYPE_CHECKING:
-    from airflow_provider_clova._compat import Context
+    from airflow.providers.common.compat.sdk import Context
+
     from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
 DEFAULT_CONN_ID = "clova_studio_default"
