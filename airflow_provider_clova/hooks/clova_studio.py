@@ -222,13 +222,9 @@ class ClovaStudioHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Relabel login/password and hide unused fields (Airflow 2.11 reads this; 3.x reads provider info)."""
-        from airflow_provider_clova.get_provider_info import UI_FIELD_BEHAVIOUR
+        from airflow_provider_clova.connection_form import ui_field_behaviour
 
-        return {
-            "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
-            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
-            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
-        }
+        return ui_field_behaviour()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -237,16 +233,6 @@ class ClovaStudioHook(BaseHook):
 
         if AIRFLOW_V_3:
             return {}
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import PasswordField, StringField
+        from airflow_provider_clova.connection_form import wtforms_widgets
 
-        return {
-            "auth_type": StringField(
-                lazy_gettext("Auth type (bearer, apigw_v2, legacy_keys)"), widget=BS3TextFieldWidget()
-            ),
-            "app_type": StringField(lazy_gettext("App type (test or service)"), widget=BS3TextFieldWidget()),
-            "apigw_api_key": PasswordField(
-                lazy_gettext("API Gateway key (legacy_keys only)"), widget=BS3PasswordFieldWidget()
-            ),
-        }
+        return wtforms_widgets()
