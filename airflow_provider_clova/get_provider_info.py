@@ -1,7 +1,7 @@
 """Provider metadata read by Airflow's ProvidersManager through the entry point.
 
-Kept free of imports beyond the package version and the (standard-library) form declaration: Airflow calls this while it discovers
-providers, before any hook or operator is needed.
+Kept free of imports beyond the package version and the (standard-library) form declaration:
+Airflow calls this while it discovers providers, before any hook or operator is needed.
 """
 
 from __future__ import annotations
