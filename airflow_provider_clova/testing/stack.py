@@ -45,6 +45,8 @@ S3_SECRET_KEY = "offline-stack-s3-secret"
 #: What a tuning wait should use offline: the emulator finishes a training in seconds, the
 #: operator's default ``poll_interval`` (30 s) would make every run wait half a minute.
 RECOMMENDED_POLL_INTERVAL = 2
+#: The README's first DAG uploads to ``my-datasets``; the packaged example DAGs to ``clova-datasets``.
+DEFAULT_BUCKETS = ("my-datasets", "clova-datasets")
 
 
 @dataclass
@@ -66,7 +68,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Start the CLOVA Studio emulator and a local S3-compatible server, create the bucket, "
         "print the AIRFLOW_CONN_* exports and stay up until Ctrl-C.",
     )
-    parser.add_argument("--bucket", action="append", help="bucket to create (repeatable; default my-datasets)")
+    default_buckets = ", ".join(DEFAULT_BUCKETS)
+    parser.add_argument("--bucket", action="append", help=f"bucket to create, repeatable (default: {default_buckets})")
     parser.add_argument("--env-file", type=Path, help="also write the exports to this file (source it with '.')")
     parser.add_argument("--time-scale", type=float, default=0.01, help="emulated durations x this (default 0.01)")
     parser.add_argument("--emulator-port", type=int, default=0, help="emulator port (default: a free one)")
@@ -97,7 +100,7 @@ def connection_env(
 
 def start_stack(
     *,
-    buckets: Sequence[str] = ("my-datasets",),
+    buckets: Sequence[str] = DEFAULT_BUCKETS,
     time_scale: float = 0.01,
     emulator_port: int = 0,
     s3_port: int = 0,
@@ -149,7 +152,7 @@ def describe(stack: Stack, buckets: Sequence[str], time_scale: float, out: TextI
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    buckets = args.bucket or ["my-datasets"]
+    buckets = args.bucket or list(DEFAULT_BUCKETS)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
