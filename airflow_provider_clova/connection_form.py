@@ -28,6 +28,8 @@ class ExtraField:
     #: For ``choice``: value -> what the dropdown shows. Empty means "not set" (the documented default).
     choices: Mapping[str, str] = field(default_factory=dict)
     placeholder: str = ""
+    #: What the form starts with; None leaves the field empty (the connection rules' default applies).
+    default: Any = None
 
 
 AUTH_HELP = (
@@ -69,7 +71,14 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "Retries with backoff of a call that failed on 429, 5xx or the network; empty means 5.",
         placeholder="5",
     ),
-    ExtraField("verify", "Verify TLS", "boolean", "Check the server's TLS certificate; empty means yes."),
+    # A switch cannot show "empty", and an empty one looks like "off": start it on, as verification is.
+    ExtraField(
+        "verify",
+        "Verify TLS",
+        "boolean",
+        "Check the server's TLS certificate (on unless you turn it off).",
+        default=True,
+    ),
     ExtraField(
         "limits",
         "Limits (QPM/TPM overrides)",
@@ -102,22 +111,23 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
     ),
 )
 
-# Port stays visible: the Airflow 3 UI sends the port field with the Test button, and a
-# hidden port goes out as 0 where the stored connection has none, which the API refuses
-# ("The host or port to test differs"). A port typed here is added to a Base URL without one.
+# Port stays visible: the Test button of Airflow 3's connection list sends a connection stored
+# without a port as port 0, and the API refuses that as "The host or port to test differs from the
+# stored connection" (checked in Chromium, Airflow 3.3). With the port filled in, Test works; a
+# port is added to a Base URL that has none and ignored when the URL has one.
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema"],
     "relabeling": {
         "host": "Base URL",
         "login": "Access key (signature v2 only; empty for an API key)",
         "password": "API key, or the secret key with an Access key",
-        "port": "Port (optional)",
+        "port": "Port (fill it for the Test button)",
     },
     "placeholders": {
         "host": "https://clovastudio.stream.ntruss.com",
         "login": "empty for an API key; NCP access key for signature v2",
         "password": "nv-... (CLOVA Studio API key), or the NCP secret key",
-        "port": "in the Base URL",
+        "port": "443 for https, or the port in the Base URL",
         "extra": "{}",
     },
 }
@@ -125,6 +135,13 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 
 def _schema(spec: ExtraField) -> dict[str, Any]:
     """The JSON schema Airflow 3's form renders; every field may stay empty (``null``)."""
+    schema = _type_schema(spec)
+    if spec.default is not None:
+        schema["default"] = spec.default
+    return schema
+
+
+def _type_schema(spec: ExtraField) -> dict[str, Any]:
     if spec.kind == "choice":
         # No ``null`` in the enum: the dropdown is clearable already, and a ``null`` option
         # would be shown as the literal text "null".
