@@ -176,6 +176,8 @@ def test_readme_first_dag_runs_offline_with_the_three_lines(shell: Shell) -> Non
 COVERED = {  # run by the test above, with stronger checks
     *under(OFFLINE, "sh")[0].commands(),
     *under(OFFLINE, "sh")[1].commands(),
+    # run by test_wheel_install.py, as written, from the installed wheel
+    *(c for c in under(OFFLINE, "sh")[2].commands() if "clova_tuning_pipeline" in c),
 }
 COMMANDS = [
     (block.where, command)
@@ -191,7 +193,8 @@ def test_the_docs_show_commands() -> None:
     texts = [command for _, command in COMMANDS]
     assert any(text.startswith("python -m airflow_provider_clova.testing.emulator") for text in texts)
     assert any(text.startswith("python -m airflow_provider_clova.datasets validate") for text in texts)
-    assert any("airflow dags test clova_tuning_pipeline" in text for text in texts)
+    assert any(text.startswith("python -m airflow_provider_clova.pools sync") for text in texts)
+    assert len(COVERED) == 4, COVERED
 
 
 @pytest.mark.parametrize(("where", "command"), COMMANDS, ids=[f"{w}: {c[:50]}" for w, c in COMMANDS])
