@@ -211,6 +211,18 @@ def test_documented_command_runs_as_written(shell: Shell, where: str, command: s
         if uv is None:
             pytest.skip("uv is not installed (make venv installs it)")
         spec = command[len("pip install ") :]
+        constraint = re.search(r" --constraint (https://\S+)", spec)
+        if constraint:
+            # No network in tests: the constraints file is not fetched. Its address must name the
+            # Airflow version of the README's tested-versions table and a supported Python.
+            found = re.fullmatch(
+                r"https://raw.githubusercontent.com/apache/airflow/constraints-(\d+\.\d+\.\d+)/constraints-3\.(\d+)\.txt",
+                constraint.group(1),
+            )
+            assert found, constraint.group(1)
+            assert f"| Apache Airflow | {found.group(1)} |" in (ROOT / "README.md").read_text()
+            assert int(found.group(2)) >= 10
+            spec = spec.replace(constraint.group(0), "")
         run = shell.run(f"{uv} pip install --dry-run --offline --python {sys.executable} {spec}", cwd=ROOT)
     else:
         run = shell.run(command)
