@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 from airflow_provider_clova.client.limits import (
@@ -42,6 +42,9 @@ from airflow_provider_clova.client.limits import (
     table_models,
     validate_overrides,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_clova.client.config import ClientConfig
 
 #: Pool size when the connection sets no ``extra.pool_slots``: up to four tasks per model
 #: run at once, each pacing at a quarter of the budget. Chat latency (seconds per call)
@@ -107,6 +110,18 @@ def share_for_pool(
     """
     taken = _check_slots("pool_slots", pool_slots)
     return min(1.0, taken / pool_size(model, app_type, overrides, slots))
+
+
+def pool_rate_share(model: str, config: ClientConfig, pool: str | None, pool_slots: int = 1) -> float:
+    """The budget share of a task in ``pool`` taking ``pool_slots`` that calls ``model`` (a base model).
+
+    ``pool_slots / pool size`` when ``pool`` is the model's CLOVA pool (:func:`pool_name`),
+    else 1.0 (the task is trusted to be the only caller). The size is recomputed from the
+    connection (``extra.limits``, ``extra.pool_slots``) exactly as ``sync`` created the pool.
+    """
+    if not pool or pool != pool_name(model, config.app_type):
+        return 1.0
+    return share_for_pool(model, config.app_type, int(pool_slots or 1), config.limits, slots=config.pool_slots)
 
 
 def _models(models: Sequence[str] | None, overrides: Mapping[str, Any] | None) -> list[str]:

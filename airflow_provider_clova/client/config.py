@@ -76,7 +76,8 @@ def account_fingerprint(identity: str) -> str:
     return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:12]
 
 
-def _parse_extra(extra: str | Mapping[str, Any] | None) -> dict[str, Any]:
+def parse_extra(extra: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """A connection's extra (JSON text, a mapping or nothing) as a dict; bad JSON raises naming it."""
     if extra in (None, ""):
         return {}
     if isinstance(extra, Mapping):
@@ -113,7 +114,7 @@ def _positive(extra: Mapping[str, Any], name: str, default: float) -> float:
 def _limits(extra: Mapping[str, Any]) -> dict[str, dict[str, int]]:
     limits = extra.get("limits") or {}
     if isinstance(limits, str):
-        limits = _parse_extra(limits)
+        limits = parse_extra(limits)
     if not isinstance(limits, Mapping):
         raise ClovaStudioConfigError('connection extra.limits must be an object like {"HCX-005": {"qpm": 60}}')
     out: dict[str, dict[str, int]] = {}
@@ -198,7 +199,7 @@ def config_from_connection(
 ) -> ClientConfig:
     """Build a ClientConfig from an Airflow connection's fields, naming any field that is wrong."""
     where = f"connection {conn_id!r}"
-    extras = _parse_extra(extra)
+    extras = parse_extra(extra)
     unknown = sorted(set(extras) - KNOWN_EXTRA)
     if unknown:
         raise ClovaStudioConfigError(

@@ -9,6 +9,9 @@ credential: messages are built only from the service's answer and our own wordin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 # What a person should do for a given CLOVA code (or legacy API Gateway errorCode).
 # One place for these hints, so the hook, the operators and the README agree.
 CODE_HINTS: dict[str, str] = {
@@ -57,7 +60,20 @@ def _rebuild_error(cls: type[BaseException], args: tuple[object, ...], state: di
 
 
 class ClovaStudioError(Exception):
-    """Base class of every error raised by airflow-provider-clova."""
+    """Base class of every error raised by airflow-provider-clova.
+
+    Each class says how a batch treats it (``airflow_provider_clova.batch``): ``kind`` is the
+    ``error.type`` a failed row records, ``fatal_for_batch`` stops the whole batch instead of
+    failing row after row (every row would meet the same error), ``retryable`` lets a later
+    try of the batch send the row again.
+    """
+
+    #: The row error type a batch records for this error.
+    kind: str = "error"
+    #: True when every row of a batch would meet this error: the batch stops at once.
+    fatal_for_batch: bool = False
+    #: True when a later attempt may succeed (rate limit, timeout, 5xx).
+    retryable: bool = False
 
     def __reduce__(self) -> tuple[object, ...]:
         # Rebuild from the rendered text and the attributes, without calling ``__init__``:
@@ -70,11 +86,13 @@ class ClovaStudioError(Exception):
 class ClovaStudioConfigError(ClovaStudioError, ValueError):
     """A connection, parameter or argument is wrong before anything is sent."""
 
+    kind = "invalid_parameter"
+
 
 class ClovaStudioApiError(ClovaStudioError):
     """The service answered with an error (or an answer we could not use)."""
 
-    retryable: bool = False
+    kind = "api_error"
 
     def __init__(
         self,
@@ -113,18 +131,27 @@ class ClovaStudioApiError(ClovaStudioError):
 class ClovaStudioBadRequestError(ClovaStudioApiError):
     """400/413/415: the request itself is wrong; retrying cannot help."""
 
+    kind = "bad_request"
+
 
 class ClovaStudioAuthError(ClovaStudioApiError):
     """401 or 403: credentials, signature or permission."""
+
+    kind = "auth"
+    fatal_for_batch = True
 
 
 class ClovaStudioNotFoundError(ClovaStudioApiError):
     """404: the task (or model) does not exist, or no longer does."""
 
+    kind = "not_found"
+    fatal_for_batch = True
+
 
 class ClovaStudioRateLimitError(ClovaStudioApiError):
     """429: over budget (42900/42901) or overloaded (42902/42903). Retried with backoff."""
 
+    kind = "rate_limited"
     retryable = True
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
@@ -140,18 +167,21 @@ class ClovaStudioRateLimitError(ClovaStudioApiError):
 class ClovaStudioServerError(ClovaStudioApiError):
     """5xx: the service failed. Retried for reads; an unknown outcome for creates."""
 
+    kind = "server_error"
     retryable = True
 
 
 class ClovaStudioTimeoutError(ClovaStudioApiError):
     """408 from the service, or no answer in time from the network."""
 
+    kind = "timeout"
     retryable = True
 
 
 class ClovaStudioTransportError(ClovaStudioApiError):
     """The connection failed (refused, reset, dropped) before a usable answer arrived."""
 
+    kind = "transport"
     retryable = True
 
     def __init__(self, message: str, *, request_sent: bool, **kwargs: object) -> None:
@@ -171,11 +201,14 @@ class ClovaStudioUnknownOutcomeError(ClovaStudioApiError):
 class ClovaStudioResponseError(ClovaStudioApiError):
     """The service answered 2xx with a body we cannot read (not JSON, missing ``result``)."""
 
+    kind = "bad_response"
     retryable = True
 
 
 class ClovaStudioBudgetError(ClovaStudioError):
     """A request can never fit the model's per-minute token budget; it is not sent."""
+
+    kind = "budget"
 
 
 class ClovaStudioTuningFailedError(ClovaStudioError):
@@ -210,3 +243,11 @@ def error_class_for(http_status: int, code: str | None) -> type[ClovaStudioApiEr
 
 class ClovaStudioWaitTimeoutError(ClovaStudioError):
     """Waiting for a tuning task took longer than the operator's ``timeout``."""
+
+
+class ClovaStudioBatchFailedError(ClovaStudioError):
+    """Too many rows of a batch failed (or it was stopped); the summary is attached."""
+
+    def __init__(self, message: str, summary: Mapping[str, Any]) -> None:
+        self.summary = dict(summary)
+        super().__init__(message)

@@ -70,7 +70,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from airflow_provider_clova.client.errors import ClovaStudioBudgetError, ClovaStudioConfigError
-from airflow_provider_clova.client.limits import Budget
+from airflow_provider_clova.client.limits import CAP_EPS, Budget
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,6 @@ POLL_SECONDS = 1.0
 _MIN_SLEEP = 1e-6
 #: Waits longer than this are logged, once per request.
 _LOG_WAIT_SECONDS = 5.0
-# floor(x + _CAP_EPS): x = budget * share is exact up to float rounding for share = k / n.
-_CAP_EPS = 1e-9
 
 
 def default_margin(window_seconds: float) -> float:
@@ -235,7 +233,7 @@ class RateLimiter:
         share = _check_positive("share", share)
         if share > 1.0:
             raise ClovaStudioConfigError(f"share must be in (0, 1], got {share!r}")
-        if math.floor(budget.qpm * share + _CAP_EPS) < 1:
+        if budget.request_ceiling(share) < 1:
             raise ClovaStudioConfigError(
                 f"{self.name}: share {share:.4g} of {budget.qpm} QPM leaves less than one request per "
                 "window; use fewer pool slots (extra.pool_slots) or a larger share"
@@ -303,15 +301,12 @@ class RateLimiter:
     def _caps(self, now: float) -> tuple[int, int]:
         """Whole requests / tokens one window may hold now (at least one request)."""
         rate_q, rate_t = self._rates(now)
-        return max(1, math.floor(rate_q + _CAP_EPS)), math.floor(rate_t + _CAP_EPS)
-
-    def _token_ceiling(self) -> int:
-        return math.floor(self._budget.tpm * self._share + _CAP_EPS)
+        return max(1, math.floor(rate_q + CAP_EPS)), math.floor(rate_t + CAP_EPS)
 
     def _check_cost(self, cost: int) -> None:
         if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
             raise ValueError(f"cost must be a non-negative integer, got {cost!r}")
-        ceiling = self._token_ceiling()
+        ceiling = self._budget.token_ceiling(self._share)
         if cost > ceiling:
             share = "" if self._share == 1.0 else f" x share {self._share:.4g}"
             raise ClovaStudioBudgetError(

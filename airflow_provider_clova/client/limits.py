@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,6 +40,9 @@ APP_TYPES: tuple[AppType, ...] = ("test", "service")
 #: Key of ``extra.limits`` (and of a table section) that stands for "any other model".
 DEFAULT_ROW = "default"
 _FIELDS = ("qpm", "tpm")
+#: ``floor(x + CAP_EPS)``: x = budget x share is exact up to float rounding for share = k / n,
+#: so 60 x (1/3) x 3 counts as 60, not 59.
+CAP_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,14 @@ class Budget:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ClovaStudioConfigError(f"Budget.{field} must be a positive integer, got {value!r}")
+
+    def request_ceiling(self, share: float = 1.0) -> int:
+        """Whole requests per window at ``share`` of the budget (may be 0 for a tiny share)."""
+        return math.floor(self.qpm * share + CAP_EPS)
+
+    def token_ceiling(self, share: float = 1.0) -> int:
+        """Tokens per window at ``share`` of the budget: the most one request may ever cost."""
+        return math.floor(self.tpm * share + CAP_EPS)
 
 
 @lru_cache(maxsize=1)

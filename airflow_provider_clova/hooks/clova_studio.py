@@ -28,9 +28,9 @@ EXTRA_PREFIX = "extra__clova_studio__"
 
 def _extra_dict(conn: Any) -> dict[str, Any]:
     """The connection's extra as a dict, accepting the UI's ``extra__clova_studio__`` prefixes."""
-    from airflow_provider_clova.client.config import _parse_extra
+    from airflow_provider_clova.client.config import parse_extra
 
-    raw = _parse_extra(conn.extra)
+    raw = parse_extra(conn.extra)
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = key[len(EXTRA_PREFIX) :] if key.startswith(EXTRA_PREFIX) else key
@@ -113,6 +113,24 @@ class ClovaStudioHook(BaseHook):
         other = type(self)(self.clova_conn_id, rate_share=rate_share)
         other.__dict__["config"] = replace(self.config, rate_share=rate_share)
         return other
+
+    def with_pool_share(self, operator: Any, model: str) -> ClovaStudioHook:
+        """This hook, or one pacing at ``operator``'s share of ``model``'s budget when the
+        operator runs in the model's CLOVA pool (``pools.pool_rate_share``); logs the share."""
+        from airflow_provider_clova.pools import pool_rate_share
+
+        pool, slots = getattr(operator, "pool", None), int(getattr(operator, "pool_slots", 1) or 1)
+        share = pool_rate_share(model, self.config, pool, slots)
+        if share == self.rate_share:
+            return self
+        operator.log.info(
+            "task runs in pool %r with %s slot(s): pacing at %.1f%% of the %s budget",
+            pool,
+            operator.pool_slots,
+            100 * share,
+            model,
+        )
+        return self.with_rate_share(share)
 
     def get_conn(self) -> ClovaStudioClient:
         """The configured sync client (one per hook, pooled connections)."""

@@ -6,23 +6,22 @@ with the field named instead of costing a request and a 429-prone retry), picks 
 share from the task's pool, and hands the call to the hook. v1 or v3 is chosen by the core
 from the (base) model, so a tuned task chats through the API generation of its base model.
 
-Also home of :func:`pool_rate_share`, shared with the batch operator: a task that runs in
-the CLOVA pool of its model paces at ``budget x pool_slots / pool size`` so that the tasks
-the scheduler runs at once never add up to more than the account's budget.
+A task that runs in the CLOVA pool of its model paces at ``budget x pool_slots / pool size``
+(``ClovaStudioHook.with_pool_share``), so that the tasks the scheduler runs at once never add
+up to more than the account's budget.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_clova.operators._arguments import coerce_messages, coerce_parameters, resolve_base_model
+
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
 DEFAULT_CONN_ID = "clova_studio_default"
 
@@ -32,95 +31,6 @@ def prompt_messages(prompt: str, system_prompt: str | None = None) -> list[dict[
     messages = [{"role": "system", "content": str(system_prompt)}] if system_prompt else []
     messages.append({"role": "user", "content": str(prompt)})
     return messages
-
-
-def coerce_messages(value: Any, *, where: str) -> list[dict[str, Any]]:
-    """Messages as a list of dicts; a JSON string (e.g. a rendered XCom) is parsed first."""
-    from airflow_provider_clova.client.errors import ClovaStudioConfigError
-
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise ClovaStudioConfigError(
-                f"{where}: messages is a string that is not JSON; give a list of {{role, content}} objects, "
-                "or use prompt= for a single user message"
-            ) from None
-    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
-        raise ClovaStudioConfigError(f"{where}: messages must be a list of {{role, content}} objects")
-    return [dict(item) if isinstance(item, Mapping) else item for item in value]
-
-
-def coerce_parameters(value: Any, *, where: str) -> dict[str, Any]:
-    """Chat parameters as a dict; None is empty and a JSON object string is parsed."""
-    from airflow_provider_clova.client.errors import ClovaStudioConfigError
-
-    if value in (None, ""):
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            value = None
-    if not isinstance(value, Mapping):
-        raise ClovaStudioConfigError(f'{where}: parameters must be an object like {{"maxTokens": 256}}')
-    return {str(key): item for key, item in value.items()}
-
-
-def pool_rate_share(operator: Any, model: str, hook: ClovaStudioHook) -> float:
-    """The budget share for ``operator`` calling ``model``: ``pool_slots / pool size`` inside
-    the model's CLOVA pool, else 1.0 (the task is trusted to be the only caller).
-
-    The pool size is recomputed from the connection (``extra.limits``, ``extra.pool_slots``)
-    exactly as ``python -m airflow_provider_clova.pools sync`` created it.
-    """
-    from airflow_provider_clova.pools import pool_name, share_for_pool
-
-    config = hook.config
-    pool = getattr(operator, "pool", None)
-    if not pool or pool != pool_name(model, config.app_type):
-        return 1.0
-    return share_for_pool(
-        model,
-        config.app_type,
-        int(getattr(operator, "pool_slots", 1) or 1),
-        config.limits,
-        slots=config.pool_slots,
-    )
-
-
-def shared_hook(operator: Any, conn_id: str, model: str, hook: ClovaStudioHook | None = None) -> ClovaStudioHook:
-    """A hook whose client paces at the operator's pool share of ``model``'s budget."""
-    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
-
-    probe = hook or ClovaStudioHook(conn_id)
-    share = pool_rate_share(operator, model, probe)
-    if share == probe.rate_share:
-        return probe
-    operator.log.info(
-        "task runs in pool %r with %s slot(s): pacing at %.1f%% of the %s budget",
-        operator.pool,
-        operator.pool_slots,
-        100 * share,
-        model,
-    )
-    return probe.with_rate_share(share)
-
-
-def resolve_base_model(hook: ClovaStudioHook, model: str | None, tuning_task_id: str | None) -> str:
-    """The model whose API generation and budget a call uses; a tuned task is looked up once."""
-    from airflow_provider_clova.client.errors import ClovaStudioConfigError
-
-    if model:
-        return str(model)
-    if not tuning_task_id:
-        raise ClovaStudioConfigError("chat: give model= (a base model) or tuning_task_id= (a tuned task)")
-    task = hook.get_tuning_task(str(tuning_task_id))
-    if not task.model:
-        raise ClovaStudioConfigError(
-            f"tuning task {tuning_task_id} reports no base model; pass model= naming the model it was tuned from"
-        )
-    return task.model
 
 
 class ClovaStudioChatCompletionOperator(BaseOperator):
@@ -196,28 +106,28 @@ class ClovaStudioChatCompletionOperator(BaseOperator):
 
         messages = self.request_messages()
         parameters = coerce_parameters(self.parameters, where=self._where())
-        task_id = str(self.tuning_task_id) if self.tuning_task_id else None
+        tuning_task_id = str(self.tuning_task_id) if self.tuning_task_id else None
 
         def check(model: str) -> calls.Call:
             # Pure: validates messages and every parameter for the model's API (v1 or v3).
-            return calls.chat_completion(messages, model=model, task_id=task_id, params=parameters, prefix="")
+            return calls.chat_completion(messages, model=model, task_id=tuning_task_id, params=parameters, prefix="")
 
         if self.model:
             check(str(self.model))  # fail before the connection is even read
         probe = hook = ClovaStudioHook(self.clova_conn_id)
         try:
-            model = resolve_base_model(probe, self.model, task_id)
+            model = resolve_base_model(probe, self.model, tuning_task_id)
             call = check(model)
-            hook = shared_hook(self, self.clova_conn_id, model, probe)
+            hook = probe.with_pool_share(self, model)
             self.log.info(
                 "chat with %s%s via %s (%d message(s), up to %d output tokens)",
                 model,
-                f" (tuned task {task_id})" if task_id else "",
+                f" (tuned task {tuning_task_id})" if tuning_task_id else "",
                 call.route,
                 len(messages),
                 call.reserved_output_tokens,
             )
-            result = hook.chat_completion(messages, model=model, task_id=task_id, **parameters)
+            result = hook.chat_completion(messages, model=model, task_id=tuning_task_id, **parameters)
         finally:
             probe.close()
             if hook is not probe:
@@ -234,5 +144,5 @@ class ClovaStudioChatCompletionOperator(BaseOperator):
             "finish_reason": result.finish_reason,
             "usage": usage,
             "model": model,
-            "tuning_task_id": task_id,
+            "tuning_task_id": tuning_task_id,
         }

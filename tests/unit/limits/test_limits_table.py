@@ -123,3 +123,11 @@ def test_bad_arguments() -> None:
         lookup_budget("")
     with pytest.raises(ClovaStudioConfigError):
         Budget(qpm=0, tpm=10)
+
+
+def test_budget_ceilings_count_a_share_of_whole_requests_and_tokens() -> None:
+    budget = Budget(qpm=100, tpm=100)
+    # 100 x 0.29 is 28.999999999999996 in floating point: the ceiling still counts 29
+    assert (budget.request_ceiling(0.29), budget.token_ceiling(0.29)) == (29, 29)
+    assert Budget(qpm=3, tpm=10_000).request_ceiling(1 / 4) == 0  # less than one request: the limiter refuses it
+    assert Budget(qpm=60, tpm=10_000).token_ceiling() == 10_000

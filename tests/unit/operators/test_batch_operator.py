@@ -3,11 +3,10 @@ after a crash, per-row errors and the failure threshold, bad input lines, pool s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,66 +18,13 @@ from airflow_provider_clova.client.errors import (
     ClovaStudioConfigError,
     ClovaStudioServerError,
 )
-from airflow_provider_clova.client.models import ChatResult, TokenUsage, TuningStatus, TuningTask
+from airflow_provider_clova.client.models import TuningStatus, TuningTask
 from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.operators.batch import ClovaStudioBatchFailedError, ClovaStudioBatchInferenceOperator
 from airflow_provider_clova.pools import pool_name
+from tests.unit.batch._doubles import FakeClient, Killed, read_output, request, write_input
 
 API_KEY = "nv-batch-op-api-key-0123456789abcdef"
-
-
-class Killed(Exception):
-    """Stands for the worker dying mid-batch (not a CLOVA error, so it is not a row failure)."""
-
-
-class FakeClient:
-    """An async client double: answers ``echo <text>``; ``fail`` maps a prompt to an exception."""
-
-    def __init__(
-        self,
-        *,
-        fail: Callable[[str], BaseException | None] | None = None,
-        kill_after: int | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        self.fail = fail or (lambda text: None)
-        self.kill_after = kill_after
-        self.delay = delay
-        self.sent: list[str] = []
-        self.answered: list[str] = []
-        self.calls: list[dict[str, Any]] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-
-    async def __aenter__(self) -> FakeClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def chat_completion(self, messages: list[dict[str, Any]], model: str | None = None, **kw: Any) -> ChatResult:
-        text = messages[-1]["content"]
-        if self.kill_after is not None and len(self.sent) >= self.kill_after:
-            raise Killed(f"worker died before sending {text!r}")
-        self.sent.append(text)
-        self.calls.append({"model": model, **kw})
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            await asyncio.sleep(self.delay)
-            error = self.fail(text)
-            if error is not None:
-                raise error
-            self.answered.append(text)
-            return ChatResult(
-                content=f"echo {text}",
-                role="assistant",
-                finish_reason="stop",
-                usage=TokenUsage(prompt_tokens=len(text), completion_tokens=2),
-                api="v3",
-            )
-        finally:
-            self.in_flight -= 1
 
 
 @pytest.fixture(autouse=True)
@@ -102,20 +48,6 @@ def use_client(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeClient], list[f
         return shares
 
     return install
-
-
-def write_input(path: Path, rows: Iterable[Any]) -> Path:
-    lines = [row if isinstance(row, str) else json.dumps(row) for row in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def request(text: str, **extra: Any) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": text}], **extra}
-
-
-def read_output(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def operator(tmp_path: Path, **kwargs: Any) -> ClovaStudioBatchInferenceOperator:

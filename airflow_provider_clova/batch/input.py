@@ -1,13 +1,14 @@
 """Reading a batch input JSONL: one request per line, each checked before it can cost budget.
 
-A line is ``{"id": optional, "messages": [...], "parameters": optional {...}}``. Anything a
-line gets wrong (not JSON, not an object, no messages, a parameter out of range, an id
-already used) becomes a :class:`RowError` naming the line, never an exception: one bad line
-in a million must not crash the batch, and it is reported in the output like any failure.
+A line is a JSON object ``{"id": optional, ...}`` whose other fields belong to the row kind
+(for chat: ``messages`` and ``parameters``; see :class:`RowParser`). Anything a line gets
+wrong (not JSON, not an object, an unknown field, a parameter out of range, an id already
+used) becomes a :class:`RowError` naming the line, never an exception: one bad line in a
+million must not crash the batch, and it is reported in the output like any failure.
 
-The file is read twice, streaming: once to index it (ids, errors, totals; no messages kept
-in memory) and once to send. Both passes run the same pure :func:`parse_line`, so they
-agree. Reads go through :func:`read_chunks` in a worker thread, because an
+The file is read twice, streaming: once to index it (:func:`build_index`: ids, errors,
+totals; no request kept in memory) and once to send (:func:`pending_rows`). Both passes run
+the same pure :func:`parse_line`, so they agree. Reads go through :func:`read_chunks` in a worker thread, because an
 ``ObjectStoragePath`` read may block on the network.
 """
 
@@ -16,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, ClassVar, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -46,12 +47,8 @@ class Row:
 
     line: int
     id: Any
-    messages: list[dict[str, Any]]
-    parameters: dict[str, Any]
-    #: Input tokens (estimated) + maxTokens: what the request is charged against TPM.
-    cost: int = 0
-    #: Output tokens the request reserves (its maxTokens, or the default).
-    reserved_output_tokens: int = 0
+    #: What the row kind's ``parse`` made of the line (for chat: a ``ChatRequest``).
+    payload: Any
 
 
 @dataclass(frozen=True)
@@ -100,23 +97,36 @@ def iter_lines(source: Any) -> Iterator[tuple[int, bytes]]:
                 yield number, raw
 
 
-Validator = Callable[[list[dict[str, Any]], dict[str, Any]], tuple[int, int]]
+class RowInputError(Exception):
+    """Raised by a :class:`RowKind`'s ``parse`` for a line it cannot send: ``type`` and text."""
+
+    def __init__(self, type: str, message: str) -> None:
+        self.type = type
+        self.message = message
+        super().__init__(message)
 
 
-def parse_line(
-    number: int,
-    raw: bytes,
-    *,
-    defaults: Mapping[str, Any],
-    validate: Validator,
-) -> Row | BadRow:
+class RowParser(Protocol):
+    """The input half of a :class:`~airflow_provider_clova.batch.RowKind`."""
+
+    #: The fields a line may carry besides ``id``; any other field is an input error.
+    fields: ClassVar[tuple[str, ...]]
+
+    def parse(self, item: dict[str, Any]) -> Any:
+        """The payload of a row (what ``call`` sends) from one line's object.
+
+        Checks everything that can be checked without sending (fields, parameter ranges, that
+        the request fits the budget); raises :class:`RowInputError` naming the problem.
+        """
+        ...
+
+
+def parse_line(number: int, raw: bytes, rows: RowParser) -> Row | BadRow:
     """Turn one line into a :class:`Row`, or a :class:`BadRow` saying what is wrong with it.
 
-    ``validate(messages, parameters)`` checks a request for the model (raising
-    ``ClovaStudioConfigError`` / ``ClovaStudioBudgetError``) and returns (cost, reserved output).
+    The envelope (UTF-8 JSON object, ``id``, no unknown field) is checked here, the row
+    kind's own fields by ``rows.parse``.
     """
-    from airflow_provider_clova.client.errors import ClovaStudioBudgetError, ClovaStudioConfigError
-
     try:
         item = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -134,31 +144,23 @@ def parse_line(
     def bad(kind: str, text: str) -> BadRow:
         return BadRow(number, row_id, RowError(kind, f"line {number} (id {row_id!r}): {text}"))
 
-    unknown = sorted(set(item) - {"id", "messages", "parameters"})
+    unknown = sorted(set(item) - {"id", *rows.fields})
     if unknown:
-        return bad("invalid_request", f"unknown field(s) {', '.join(unknown)}; expected id, messages, parameters")
-    messages = item.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return bad("invalid_request", "messages is missing or empty; give a list of {role, content} objects")
-    parameters = item.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        return bad("invalid_parameter", "parameters must be an object")
-    merged = {**defaults, **parameters}
+        expected = ", ".join(("id", *rows.fields))
+        return bad("invalid_request", f"unknown field(s) {', '.join(unknown)}; expected {expected}")
     try:
-        cost, reserved = validate(messages, merged)
-    except ClovaStudioConfigError as exc:
-        return bad("invalid_parameter", str(exc))
-    except ClovaStudioBudgetError as exc:
-        return bad("budget", str(exc))
-    return Row(number, row_id, messages, merged, cost, reserved)
+        payload = rows.parse(item)
+    except RowInputError as exc:
+        return bad(exc.type, exc.message)
+    return Row(number, row_id, payload)
 
 
-def build_index(lines: Iterator[tuple[int, bytes]], parse: Callable[[int, bytes], Row | BadRow]) -> InputIndex:
+def build_index(lines: Iterator[tuple[int, bytes]], rows: RowParser) -> InputIndex:
     """First pass: every line's id, and the lines that cannot be sent (incl. duplicate ids)."""
     index = InputIndex()
     first_line: dict[str, int] = {}
     for number, raw in lines:
-        parsed = parse(number, raw)
+        parsed = parse_line(number, raw, rows)
         if parsed.id is None:
             index.entries.append((number, None, None))
         else:
@@ -180,6 +182,16 @@ def build_index(lines: Iterator[tuple[int, bytes]], parse: Callable[[int, bytes]
         if isinstance(parsed, BadRow):
             index.errors[number] = parsed
     return index
+
+
+def pending_rows(source: Any, index: InputIndex, rows: RowParser, done: set[str]) -> Iterator[Row]:
+    """Second pass: the sendable rows no earlier try answered (runs in a reader thread)."""
+    for number, raw in iter_lines(source):
+        if number in index.errors:
+            continue
+        row = parse_line(number, raw, rows)
+        if isinstance(row, Row) and id_key(row.id) not in done:
+            yield row
 
 
 async def read_chunks(items: Iterator[T], size: int = CHUNK_LINES) -> AsyncGenerator[list[T], None]:

@@ -7,9 +7,15 @@ each request may go (QPM and TPM, first come first served), the worker count onl
 how many are open at once. Reading the input runs in a thread (an object store read may
 block); the only sync I/O on the loop is the journal append of one line per result.
 
+What a row *is* stays outside: the run hands each row to its :class:`RowKind`'s ``call``
+and journals the :class:`RowOutput` it returns, so chat, embedding or evaluation rows share
+the same pacing, resume and failure handling.
+
 Per-row failures are recorded, not raised. The run stops early (keeping the journal for a
 retry) when the failures already exceed the threshold, since finishing could not make the
-task succeed, or when an error says no row can succeed (authentication, unknown task).
+task succeed, or when an error says no row can succeed (``fatal_for_batch``: authentication,
+unknown task). How an error is recorded is the error class's own say (``kind``,
+``retryable``; see :mod:`airflow_provider_clova.client.errors`).
 """
 
 from __future__ import annotations
@@ -20,14 +26,42 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_provider_clova.batch.input import Row, RowError, RowParser, read_chunks
+from airflow_provider_clova.batch.store import ResultStore
+from airflow_provider_clova.client.errors import ClovaStudioError
 from airflow_provider_clova.client.models import human_duration
-from airflow_provider_clova.operators._batch_input import Row, RowError, read_chunks
-from airflow_provider_clova.operators._batch_store import ResultStore
+
+if TYPE_CHECKING:
+    from airflow_provider_clova.client.client import AsyncClovaStudioClient
 
 #: How many failures the task's exception message lists.
 ERRORS_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class RowOutput:
+    """What one successful row adds to its result record, and the tokens it spent."""
+
+    #: Written into the row's record after ``id``, ``line`` and ``ok``.
+    fields: dict[str, Any]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    #: What the limiter charged: input tokens + the output tokens the request reserved.
+    charged_tokens: int = 0
+
+
+class RowKind(RowParser, Protocol):
+    """One kind of batch row: how a line becomes a request, and how a request is sent.
+
+    ``fields`` and ``parse`` read the input (see :class:`~airflow_provider_clova.batch.input.RowParser`);
+    ``call`` sends one row through the async client and returns what its record carries. A
+    :class:`ClovaStudioError` raised by ``call`` is that row's failure; any other exception
+    stops the batch (the journal keeps what was answered).
+    """
+
+    async def call(self, client: AsyncClovaStudioClient, row: Row) -> RowOutput: ...
 
 
 @dataclass(frozen=True)
@@ -53,8 +87,9 @@ class Threshold:
 
 @dataclass(frozen=True)
 class RunSettings:
-    model: str
-    tuning_task_id: str | None
+    """How one run sends: workers, when to give up, how often to report and checkpoint."""
+
+    #: Requests in flight at once (the limiter decides when each goes).
     concurrency: int
     threshold: Threshold
     progress_interval: float
@@ -96,37 +131,9 @@ class RunStats:
             self.failures.append(text)
 
 
-def error_of(exc: BaseException) -> RowError:
-    """A per-row error from an exception of the client, with its CLOVA code and retryability."""
-    from airflow_provider_clova.client import errors
-
-    kinds: list[tuple[type[BaseException], str]] = [
-        (errors.ClovaStudioRateLimitError, "rate_limited"),
-        (errors.ClovaStudioTimeoutError, "timeout"),
-        (errors.ClovaStudioServerError, "server_error"),
-        (errors.ClovaStudioTransportError, "transport"),
-        (errors.ClovaStudioResponseError, "bad_response"),
-        (errors.ClovaStudioBadRequestError, "bad_request"),
-        (errors.ClovaStudioAuthError, "auth"),
-        (errors.ClovaStudioNotFoundError, "not_found"),
-        (errors.ClovaStudioBudgetError, "budget"),
-        (errors.ClovaStudioConfigError, "invalid_parameter"),
-        (errors.ClovaStudioApiError, "api_error"),
-    ]
-    kind = next((name for cls, name in kinds if isinstance(exc, cls)), "error")
-    return RowError(
-        kind,
-        str(exc),
-        code=getattr(exc, "code", None),
-        retryable=bool(getattr(exc, "retryable", False)),
-    )
-
-
-def is_fatal(exc: BaseException) -> bool:
-    """Errors that every row would meet: stop instead of failing the rows one by one."""
-    from airflow_provider_clova.client.errors import ClovaStudioAuthError, ClovaStudioNotFoundError
-
-    return isinstance(exc, (ClovaStudioAuthError, ClovaStudioNotFoundError))
+def row_error(exc: ClovaStudioError) -> RowError:
+    """A per-row error from an exception of the client: its ``kind``, CLOVA code and retryability."""
+    return RowError(exc.kind, str(exc), code=getattr(exc, "code", None), retryable=exc.retryable)
 
 
 def number(value: float) -> str:
@@ -151,7 +158,8 @@ def progress_line(stats: RunStats, settings: RunSettings, now: float) -> str:
 
 
 async def run_batch(
-    client: Any,
+    client: AsyncClovaStudioClient,
+    rows: RowKind,
     pending: Iterator[Row],
     store: ResultStore,
     stats: RunStats,
@@ -159,7 +167,7 @@ async def run_batch(
     *,
     log: Callable[..., Any],
 ) -> RunStats:
-    """Send every pending row; journal each result as it arrives. Returns ``stats``."""
+    """Send every pending row with ``rows.call``; journal each result as it arrives. Returns ``stats``."""
     queue: asyncio.Queue[Row | None] = asyncio.Queue(maxsize=2 * settings.concurrency)
     stop = asyncio.Event()
 
@@ -186,40 +194,24 @@ async def run_batch(
             stats.first_send = time.monotonic()
         stats.sent += 1
         try:
-            result = await client.chat_completion(
-                row.messages, model=settings.model, task_id=settings.tuning_task_id, **row.parameters
-            )
-        except Exception as exc:
-            from airflow_provider_clova.client.errors import ClovaStudioError
-
-            if not isinstance(exc, ClovaStudioError):
-                raise
-            if is_fatal(exc):
+            output = await rows.call(client, row)
+        except ClovaStudioError as exc:
+            if exc.fatal_for_batch:
                 stats.fatal = exc
                 halt(f"line {row.line} (id {row.id!r}): {exc}")
                 return
-            error = error_of(exc)
+            error = row_error(exc)
             store.append({"id": row.id, "line": row.line, "ok": False, "error": error.to_dict()})
             stats.failed += 1
             stats.note_failure(f"line {row.line} (id {row.id!r}): {error.type}: {error.message}")
             if settings.threshold.exceeded(stats.failed_total, stats.rows):
                 halt(f"{stats.failed_total} of {stats.rows} rows failed, past {settings.threshold.describe()}")
             return
-        usage = result.usage
-        store.append(
-            {
-                "id": row.id,
-                "line": row.line,
-                "ok": True,
-                "content": result.content,
-                "finish_reason": result.finish_reason,
-                "usage": usage.to_dict(),
-            }
-        )
+        store.append({"id": row.id, "line": row.line, "ok": True, **output.fields})
         stats.ok += 1
-        stats.prompt_tokens += usage.prompt_tokens
-        stats.completion_tokens += usage.completion_tokens
-        stats.charged_tokens += usage.prompt_tokens + row.reserved_output_tokens
+        stats.prompt_tokens += output.prompt_tokens
+        stats.completion_tokens += output.completion_tokens
+        stats.charged_tokens += output.charged_tokens
 
     async def work() -> None:
         while True:

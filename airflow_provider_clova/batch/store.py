@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any
 
-from airflow_provider_clova.operators._batch_input import BadRow, InputIndex, id_key
+from airflow_provider_clova.batch.input import BadRow, InputIndex, id_key
 
 JOURNAL_SUFFIX = ".journal"
 PARTS_SUFFIX = ".parts"
