@@ -31,6 +31,7 @@ from airflow_provider_clova._compat import AIRFLOW_V_3
 from airflow_provider_clova.datasets import SAMPLE_DATASET
 from airflow_provider_clova.links.console import ClovaStudioTuningConsoleLink, console_url
 from airflow_provider_clova.testing.servers import ClovaEmulator, MotoServer
+from airflow_provider_clova.testing.servers import _kill as stop_process
 
 pytestmark = [
     pytest.mark.integration,
@@ -245,10 +246,5 @@ def test_connection_form_test_button_and_console_link(
         browser.save_screenshot(str(ARTIFACTS / "ui-5-console-link.png"))
         assert link.get_attribute("href") == console_url(task["id"])
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        stop_process(server)
         log.close()
