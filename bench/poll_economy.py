@@ -8,7 +8,7 @@ and watches each task with two pollers at once:
 (a) fixed: GET every ``poll_interval`` (30 s emulated), sleeping between answers, as a plain
     sensor would;
 (b) adaptive: the provider's ``TuningPoller`` with ``poll_interval`` 30 s and
-    ``max_poll_interval`` 900 s (emulated), driven exactly like ``ClovaStudioTuningTrigger.run``.
+    ``max_poll_interval`` 900 s (emulated), through ``wait_async`` as ``ClovaStudioTuningTrigger.run`` does.
 
 Per job it reports the status calls (GETs) each made, counted by the bench and cross-checked
 against the emulator's ``/_emulator/stats`` (``tuning.get`` answers, all jobs together), and the
@@ -36,13 +36,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from airflow_provider_clova.client.calls import TuningDataset
 from airflow_provider_clova.client.client import AsyncClovaStudioClient, ClovaStudioClient
 from airflow_provider_clova.client.config import config_from_connection
 from airflow_provider_clova.client.models import TuningStatus, TuningTask
-from airflow_provider_clova.client.polling import PollEvent, PollPolicy, TuningPoller
+from airflow_provider_clova.client.polling import PollPolicy, TuningPoller
 from airflow_provider_clova.testing.emulator.config import Timings
 from airflow_provider_clova.testing.servers import start_emulator, start_moto_server
 
@@ -128,21 +127,12 @@ async def fixed_poller(client: AsyncClovaStudioClient, task_id: str, interval: f
 
 
 async def adaptive_poller(client: AsyncClovaStudioClient, task_id: str, policy: PollPolicy) -> Watch:
-    """The loop of ``ClovaStudioTuningTrigger.run``: fetch, step the poller, sleep what it says."""
+    """The wait of ``ClovaStudioTuningTrigger.run``: ``TuningPoller.wait_async``."""
     watch = Watch()
-    poller = TuningPoller(task_id, policy)
-    while True:
-        outcome: Any
-        try:
-            outcome = await fetch(client, task_id, watch)
-        except Exception as exc:  # the poller decides, as in the trigger
-            outcome = exc
-        action = poller.step(outcome)
-        if isinstance(action, PollEvent):
-            if action.status != "success":
-                raise RuntimeError(action.message)
-            return watch
-        await asyncio.sleep(action.seconds)
+    event = await TuningPoller(task_id, policy).wait_async(lambda: fetch(client, task_id, watch))
+    if event.status != "success":
+        raise RuntimeError(event.message)
+    return watch
 
 
 def true_end(watches: list[Watch], step_wall: float) -> tuple[float, float]:

@@ -110,8 +110,9 @@ def create_tuning_task(body: Mapping[str, Any]) -> Call:
     )
 
 
-def get_tuning_task(task_id: str) -> Call:
-    return Call("GET", f"{TUNING_TASKS_PATH}/{_task_id(task_id)}", "tuning.get", parse=TuningTask.from_api)
+def get_tuning_task(tuning_task_id: str) -> Call:
+    path = f"{TUNING_TASKS_PATH}/{_checked_tuning_task_id(tuning_task_id)}"
+    return Call("GET", path, "tuning.get", parse=TuningTask.from_api)
 
 
 def list_tuning_tasks_page(page: int, size: int) -> Call:
@@ -126,9 +127,9 @@ def list_tuning_tasks_page(page: int, size: int) -> Call:
     )
 
 
-def delete_tuning_task(task_id: str) -> Call:
+def delete_tuning_task(tuning_task_id: str) -> Call:
     # Deleting twice is harmless (the second answers 404), so the call may be retried.
-    return Call("DELETE", f"{TUNING_TASKS_PATH}/{_task_id(task_id)}", "tuning.delete")
+    return Call("DELETE", f"{TUNING_TASKS_PATH}/{_checked_tuning_task_id(tuning_task_id)}", "tuning.delete")
 
 
 def chat_completion(
@@ -148,7 +149,7 @@ def chat_completion(
     body: dict[str, Any] = {"messages": checked_messages}
     body.update(normalize_chat_params(params, api=info.api, max_output_tokens=info.max_output_tokens))
     if task_id:
-        path = f"{prefix}/{info.api}/tasks/{_task_id(task_id)}/chat-completions"
+        path = f"{prefix}/{info.api}/tasks/{_checked_tuning_task_id(task_id)}/chat-completions"
         route = "chat.tuned"
     else:
         path = f"{prefix}/{info.api}/chat-completions/{model}"
@@ -194,11 +195,11 @@ def _token_total(result: Any) -> int:
     raise ValueError(f"unexpected token-count answer: {result!r}")
 
 
-def _task_id(task_id: str) -> str:
-    task_id = str(task_id).strip()
-    if not task_id or not task_id.isalnum():
-        raise ClovaStudioConfigError(f"tuning task id {task_id!r} is not valid (expected letters and digits)")
-    return task_id
+def _checked_tuning_task_id(tuning_task_id: str) -> str:
+    tuning_task_id = str(tuning_task_id).strip()
+    if not tuning_task_id or not tuning_task_id.isalnum():
+        raise ClovaStudioConfigError(f"tuning task id {tuning_task_id!r} is not valid (expected letters and digits)")
+    return tuning_task_id
 
 
 def _messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

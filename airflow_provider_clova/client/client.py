@@ -24,6 +24,7 @@ from airflow_provider_clova.client.config import ClientConfig
 from airflow_provider_clova.client.envelope import parse_response
 from airflow_provider_clova.client.errors import (
     ClovaStudioApiError,
+    ClovaStudioConfigError,
     ClovaStudioNotFoundError,
     ClovaStudioRateLimitError,
     ClovaStudioResponseError,
@@ -180,17 +181,42 @@ class _BaseClient:
         self,
         messages: Sequence[Mapping[str, Any]],
         model: str,
-        task_id: str | None,
+        tuning_task_id: str | None,
         params: Mapping[str, Any],
     ) -> Call:
         return calls.chat_completion(
-            messages, model=model, task_id=task_id, params=params, prefix=self.config.chat_prefix
+            messages, model=model, task_id=tuning_task_id, params=params, prefix=self.config.chat_prefix
         )
 
     def _remember(self, task: TuningTask) -> TuningTask:
         if task.model:
             self._task_models[task.id] = task.model
         return task
+
+    def _known_base_model(self, model: str | None, tuning_task_id: str | None) -> str | None:
+        """The model a chat call runs on when it is known without a request; None: fetch the task.
+
+        Shared by both clients' ``base_model``, which differ only in how they fetch.
+        """
+        if model:
+            return str(model)
+        if not tuning_task_id:
+            raise ClovaStudioConfigError(
+                "chat: no model and no tuned task given. Fix: pass model= (a base model such as HCX-005) "
+                "or the id of a tuned task"
+            )
+        return self._task_models.get(str(tuning_task_id))
+
+
+def base_model_of(task: TuningTask) -> str:
+    """The base model a tuned task was trained from: its API generation (v1/v3) and its budget."""
+    if not task.model:
+        raise ClovaStudioConfigError(
+            f"tuning task {task.id} reports no base model (its `model` field is empty), so the provider "
+            "cannot tell which API and budget its chat uses. Fix: pass model= naming the base model it was "
+            "tuned from, e.g. model='HCX-005'"
+        )
+    return task.model
 
 
 class ClovaStudioClient(_BaseClient):
@@ -286,22 +312,21 @@ class ClovaStudioClient(_BaseClient):
         **params: Any,
     ) -> ChatResult:
         """Chat with a base model, or with a tuned task (its base model picks v1 or v3 and the budget)."""
-        model = self._base_model(model, task_id)
+        model = self.base_model(model, task_id)
         result: ChatResult = self.call(self._chat_call(messages, model, task_id, params))
         return result
+
+    def base_model(self, model: str | None = None, tuning_task_id: str | None = None) -> str:
+        """``model`` when given, else the base model of the tuned task (fetched once per client).
+
+        Raises ``ClovaStudioConfigError`` when neither is given or the task reports no model.
+        """
+        known = self._known_base_model(model, tuning_task_id)
+        return known if known is not None else base_model_of(self.get_tuning_task(str(tuning_task_id)))
 
     def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
         count: int = self.call(calls.count_tokens(messages, model=model, prefix=self.config.chat_prefix))
         return count
-
-    def _base_model(self, model: str | None, task_id: str | None) -> str:
-        if model:
-            return model
-        if not task_id:
-            raise calls.ClovaStudioConfigError("chat: give a base model, or a tuned task id")
-        if task_id not in self._task_models:
-            self.get_tuning_task(task_id)
-        return self._task_models[task_id]
 
 
 class AsyncClovaStudioClient(_BaseClient):
@@ -386,14 +411,14 @@ class AsyncClovaStudioClient(_BaseClient):
         task_id: str | None = None,
         **params: Any,
     ) -> ChatResult:
-        if not model:
-            if not task_id:
-                raise calls.ClovaStudioConfigError("chat: give a base model, or a tuned task id")
-            if task_id not in self._task_models:
-                await self.get_tuning_task(task_id)
-            model = self._task_models[task_id]
+        model = await self.base_model(model, task_id)
         result: ChatResult = await self.call(self._chat_call(messages, model, task_id, params))
         return result
+
+    async def base_model(self, model: str | None = None, tuning_task_id: str | None = None) -> str:
+        """As ``ClovaStudioClient.base_model``."""
+        known = self._known_base_model(model, tuning_task_id)
+        return known if known is not None else base_model_of(await self.get_tuning_task(str(tuning_task_id)))
 
     async def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
         count: int = await self.call(calls.count_tokens(messages, model=model, prefix=self.config.chat_prefix))

@@ -1,9 +1,12 @@
-"""The one poll loop for tuning tasks, as a state machine with no I/O.
+"""The whole tuning wait: the poll decisions (a state machine with no I/O) and the loop.
 
-The trigger (async), the sensor's poke and the operator's non-deferrable wait all drive a
-``TuningPoller``: they fetch the task (or catch the error), hand the outcome to ``step()``,
-and either sleep for the delay it returns or stop with its final ``PollEvent``. Every
-decision (when to poll next, when to give up, what to log) lives here once.
+``TuningPoller.step()`` takes one fetch outcome (the task, or the error the fetch raised)
+and answers with the next action: ``Sleep`` for that long, or stop with a ``PollEvent``.
+The loop around it ("fetch, catch, step, sleep") is written once, in ``_wait``, and run by
+two drivers: ``wait_sync`` (the operator's in-worker wait) and ``wait_async`` (the trigger);
+``poll_sync`` is one round of it (the sensor's poke). The ``PollEvent`` a wait ends with
+turns itself into the finished task or the provider's typed error (``finished_task()``), and into
+the JSON payload a trigger event carries (``to_payload``/``from_payload``).
 
 Adaptive polling: while a task runs, the service reports steps and an ``estimatedTime``.
 The poller predicts the remaining time as the smaller of that estimate and what the observed
@@ -17,15 +20,25 @@ fast as both predictions. Waiting (WAIT) and running without progress are polled
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast, get_args
 
-from airflow_provider_clova.client.errors import ClovaStudioApiError, ClovaStudioError
+from airflow_provider_clova.client.catalog import model_info
+from airflow_provider_clova.client.errors import (
+    ClovaStudioApiError,
+    ClovaStudioConfigError,
+    ClovaStudioError,
+    ClovaStudioTuningFailedError,
+    ClovaStudioWaitTimeoutError,
+)
 from airflow_provider_clova.client.models import TuningStatus, TuningTask
+from airflow_provider_clova.datasets import fix_for
 
 EventStatus = Literal["success", "failed", "timeout", "error"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,48 @@ class PollPolicy:
         if self.max_poll_interval < self.poll_interval:
             raise ValueError("max_poll_interval must be at least poll_interval")
 
+    @classmethod
+    def clamped(cls, poll_interval: float, max_poll_interval: float) -> PollPolicy:
+        """The policy for user-given intervals: a ``max_poll_interval`` below ``poll_interval``
+        is raised to it (every pause is then ``poll_interval``) instead of failing the task."""
+        return cls(poll_interval, max(poll_interval, max_poll_interval))
+
+
+def failure_of(task: TuningTask) -> ClovaStudioTuningFailedError:
+    """The error for a FAILED task: the service's failureReason and message, and how to fix it."""
+    info = task.status_info
+    reason = info.failure_reason
+    return ClovaStudioTuningFailedError(
+        f"CLOVA Studio tuning task {task.id} FAILED: failureReason={reason or 'unknown'}"
+        f" message={info.message or '-'}. Fix: {fix_for(reason or '', info.message)}",
+        task_id=task.id,
+        failure_reason=reason,
+    )
+
+
+def tuning_result(task: TuningTask) -> dict[str, Any]:
+    """What the tuning operator and sensor return (XCom): enough to use and judge the tuned model."""
+    info = task.status_info
+    try:
+        api = model_info(task.model).api if task.model else "v3"
+    except ClovaStudioConfigError:
+        # A model newer than this provider's catalog (e.g. a task made in the console and
+        # watched by the sensor): the training still succeeded; current models speak v3.
+        api = "v3"
+    return {
+        "task_id": task.id,
+        "name": task.name,
+        "model": task.model,
+        "status": task.status.value,
+        "train_loss": info.train_loss,
+        "steps": info.curr_step,
+        "total_steps": info.total_train_steps,
+        "epochs": info.total_train_epochs,
+        "data_rows": info.data_rows,
+        "num_tokens": info.num_of_tokens,
+        "chat_completions_path": f"/{api}/tasks/{task.id}/chat-completions",
+    }
+
 
 @dataclass(frozen=True)
 class PollEvent:
@@ -53,7 +108,48 @@ class PollEvent:
     task: dict[str, Any] | None = None
 
     def to_payload(self) -> dict[str, Any]:
+        """The JSON a trigger event carries (the keys are stored with deferred tasks: keep them)."""
         return {"status": self.status, "task_id": self.task_id, "message": self.message, "task": self.task}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> PollEvent:
+        """The event back from a trigger payload; anything unexpected becomes an error event."""
+        status = payload.get("status")
+        if status not in get_args(EventStatus):
+            status = "error"
+        message = payload.get("message") or f"unexpected trigger event: {dict(payload)!r}"
+        return cls(cast(EventStatus, status), str(payload.get("task_id")), str(message), payload.get("task"))
+
+    def finished_task(self, *, cancel: Callable[[str], bool] | None = None) -> TuningTask:
+        """The finished task of a success; otherwise raise the provider error for what happened.
+
+        On timeout ``cancel`` (e.g. the hook's ``delete_tuning_task``; it returns False when
+        the task was already gone) is called first, so a training nobody waits for any more
+        stops billing; a failed cancel is reported in the error, not instead of it.
+        """
+        if self.status == "success" and self.task:
+            return TuningTask.from_api(self.task)
+        if self.status == "failed" and self.task:
+            raise failure_of(TuningTask.from_api(self.task))
+        if self.status == "timeout":
+            raise ClovaStudioWaitTimeoutError(
+                f"{self.message}.{self._cancel_note(cancel)} Raise `timeout` for longer trainings."
+            )
+        raise ClovaStudioError(self.message)
+
+    def _cancel_note(self, cancel: Callable[[str], bool] | None) -> str:
+        if cancel is None:
+            return ""
+        try:
+            deleted = cancel(self.task_id)
+        except Exception as exc:
+            return (
+                f" Deleting the remote tuning task failed ({exc}); delete task {self.task_id} "
+                "in the CLOVA Studio console so it stops training."
+            )
+        if deleted:
+            return " The remote tuning task was deleted (cancel_on_kill=True)."
+        return " The remote tuning task was already gone."
 
 
 @dataclass(frozen=True)
@@ -65,12 +161,15 @@ class Sleep:
 
 @dataclass
 class TuningPoller:
-    """Decides, after each fetch, whether to stop (a ``PollEvent``) or sleep (a ``Sleep``)."""
+    """The wait for one tuning task: decides, after each fetch, whether to stop (a
+    ``PollEvent``) or sleep (a ``Sleep``), and runs that loop (``wait_sync``/``wait_async``)."""
 
     task_id: str
     policy: PollPolicy = field(default_factory=PollPolicy)
     deadline: float | None = None  # on ``clock``'s scale; None waits forever
-    clock: Callable[[], float] = time.monotonic
+    # Looked up when a poller is made (not when this module is imported), like ``time.sleep``
+    # in ``wait_sync``, so both always come from the same ``time`` module.
+    clock: Callable[[], float] = field(default_factory=lambda: time.monotonic)
     log: Callable[[str], None] = lambda line: None
     polls: int = 0
     _last_line: str | None = field(default=None, repr=False)
@@ -78,6 +177,78 @@ class TuningPoller:
     _step_seen: tuple[float, int] | None = field(default=None, repr=False)
     _rate: float | None = field(default=None, repr=False)
     _last_task: TuningTask | None = field(default=None, repr=False)
+
+    @classmethod
+    def with_timeout(
+        cls,
+        task_id: str,
+        policy: PollPolicy,
+        timeout: float | None,
+        *,
+        log: Callable[[str], None] = lambda line: None,
+    ) -> TuningPoller:
+        """A poller that gives up ``timeout`` seconds from now (None: never).
+
+        The deadline is fixed once on the monotonic clock: a caller holding a wall-clock end
+        passes ``end - time.time()``, and later wall-clock jumps do not move it.
+        """
+        clock = time.monotonic
+        deadline = None if timeout is None else clock() + timeout
+        return cls(task_id, policy, deadline=deadline, clock=clock, log=log)
+
+    # -- the loop: written once, run by a blocking and an async driver -------------------
+    def wait_sync(self, fetch: Callable[[], TuningTask], sleep: Callable[[float], None] | None = None) -> PollEvent:
+        """Poll until the task ends or the deadline passes, blocking (the operator's in-worker wait).
+
+        ``fetch`` returns the task or raises (the error is the poller's to judge); ``sleep``
+        defaults to ``time.sleep``.
+        """
+        return _run_blocking(self._wait(_as_async(fetch), _as_async(sleep or time.sleep)))
+
+    async def wait_async(
+        self,
+        fetch: Callable[[], Awaitable[TuningTask]],
+        sleep: Callable[[float], Awaitable[object]] | None = None,
+    ) -> PollEvent:
+        """As ``wait_sync``, without blocking the event loop (the trigger); ``sleep`` defaults
+        to ``asyncio.sleep``."""
+        return await self._wait(fetch, sleep or asyncio.sleep)
+
+    def poll_sync(self, fetch: Callable[[], TuningTask]) -> PollEvent | Sleep:
+        """One round of the loop without its pause: a sensor's poke (Airflow sleeps between pokes)."""
+        return _run_blocking(self._poll(_as_async(fetch)))
+
+    async def _wait(
+        self,
+        fetch: Callable[[], Awaitable[TuningTask]],
+        sleep: Callable[[float], Awaitable[object]],
+    ) -> PollEvent:
+        """The one loop: pause as ``begin()``/``step()`` say, poll, until an event."""
+        action: PollEvent | Sleep = self.begin()
+        while isinstance(action, Sleep):
+            if action.seconds > 0:
+                await sleep(action.seconds)
+            action = await self._poll(fetch)
+        return action
+
+    async def _poll(self, fetch: Callable[[], Awaitable[TuningTask]]) -> PollEvent | Sleep:
+        """One poll attempt and the decision on its outcome.
+
+        Every fetch of every driver runs here and nowhere else: the one place for a wait
+        deadline checked around each attempt, including the client's retries inside it
+        (e.g. hand the fetch the time left so those retries stop at the deadline).
+        """
+        outcome: TuningTask | BaseException
+        try:
+            outcome = await fetch()
+        except Exception as exc:
+            outcome = exc
+        return self.step(outcome)
+
+    # -- the decisions ---------------------------------------------------------------------
+    def begin(self) -> Sleep:
+        """The pause before the first poll: none, the first look is immediate (``_pace`` may spread it)."""
+        return Sleep(self._pace(0.0))
 
     def step(self, outcome: TuningTask | BaseException) -> PollEvent | Sleep:
         """Feed one fetch result; get the next action."""
@@ -155,7 +326,14 @@ class TuningPoller:
         backoff = min(self.policy.max_poll_interval, self.policy.poll_interval * 2 ** (self._errors - 1))
         return self._sleep(backoff, now)
 
+    def _pace(self, delay: float) -> float:
+        """Every pause of the loop passes here, the first one (``begin``) included: the one
+        place to spread the polls of many waits (bounded jitter) so they do not poll in
+        lockstep. The deadline clamp in ``_sleep`` applies after it."""
+        return delay
+
     def _sleep(self, delay: float, now: float) -> PollEvent | Sleep:
+        delay = self._pace(delay)
         if self.deadline is not None:
             left = self.deadline - now
             if left <= 0:
@@ -169,3 +347,27 @@ class TuningPoller:
 
     def _snapshot(self) -> dict[str, Any] | None:
         return self._last_task.to_dict() if self._last_task else None
+
+
+def _as_async(func: Callable[..., T]) -> Callable[..., Coroutine[Any, Any, T]]:
+    """``func`` as a coroutine function that runs it at once (no await inside)."""
+
+    async def run(*args: Any) -> T:
+        return func(*args)
+
+    return run
+
+
+def _run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine whose awaits are all on ``_as_async`` functions.
+
+    Such a coroutine never suspends, so its first step runs it to the end, with no event loop
+    (and harmlessly inside one). This is how the blocking driver shares the async loop.
+    """
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coro.close()
+    raise RuntimeError("a blocking tuning wait awaited something asynchronous")

@@ -191,6 +191,11 @@ class ClovaStudioHook(BaseHook):
         """A chat completion with a base model or a tuned task, paced by the shared limiter."""
         return self.get_conn().chat_completion(messages, model=model, task_id=task_id, **params)
 
+    def base_model(self, model: str | None = None, tuning_task_id: str | None = None) -> str:
+        """The model whose API generation and budget a chat call uses: ``model``, or the tuned
+        task's base model (looked up once); a task that reports none raises a config error."""
+        return self.get_conn().base_model(model, tuning_task_id)
+
     def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
         return self.get_conn().count_tokens(messages, model)
 

@@ -1,18 +1,16 @@
-"""Operator arguments turned into what the core takes: templated strings parsed, a tuned
-task's base model looked up. Shared by the chat and batch operators (and the ones to come),
-so a rendered XCom string or a missing model fails the same way, with the same fix, in each.
+"""Operator arguments turned into what the core takes: templated strings parsed. Shared by
+the chat and batch operators (and the ones to come), so a rendered XCom string fails the same
+way, with the same fix, in each. (A tuned task's base model is the client's to resolve:
+``ClovaStudioHook.base_model``.)
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
-
-if TYPE_CHECKING:
-    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
 
 def coerce_messages(value: Any, *, where: str) -> list[dict[str, Any]]:
@@ -42,17 +40,3 @@ def coerce_parameters(value: Any, *, where: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ClovaStudioConfigError(f'{where}: parameters must be an object like {{"maxTokens": 256}}')
     return {str(key): item for key, item in value.items()}
-
-
-def resolve_base_model(hook: ClovaStudioHook, model: str | None, tuning_task_id: str | None) -> str:
-    """The model whose API generation and budget a call uses; a tuned task is looked up once."""
-    if model:
-        return str(model)
-    if not tuning_task_id:
-        raise ClovaStudioConfigError("chat: give model= (a base model) or tuning_task_id= (a tuned task)")
-    task = hook.get_tuning_task(str(tuning_task_id))
-    if not task.model:
-        raise ClovaStudioConfigError(
-            f"tuning task {tuning_task_id} reports no base model; pass model= naming the model it was tuned from"
-        )
-    return task.model

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_clova.client.errors import ClovaStudioBatchFailedError
-from airflow_provider_clova.operators._arguments import coerce_parameters, resolve_base_model
+from airflow_provider_clova.operators._arguments import coerce_parameters
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -128,7 +128,7 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
         tuning_task_id = str(self.tuning_task_id) if self.tuning_task_id else None
         probe = hook = ClovaStudioHook(self.clova_conn_id)
         try:
-            model = resolve_base_model(probe, self.model, tuning_task_id)
+            model = probe.base_model(self.model, tuning_task_id)
             defaults = self._defaults(model)
             hook = probe.with_pool_share(self, model)
             return self._execute(hook, model, tuning_task_id, defaults, started)

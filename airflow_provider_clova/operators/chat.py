@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_clova.operators._arguments import coerce_messages, coerce_parameters, resolve_base_model
+from airflow_provider_clova.operators._arguments import coerce_messages, coerce_parameters
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -116,7 +116,7 @@ class ClovaStudioChatCompletionOperator(BaseOperator):
             check(str(self.model))  # fail before the connection is even read
         probe = hook = ClovaStudioHook(self.clova_conn_id)
         try:
-            model = resolve_base_model(probe, self.model, tuning_task_id)
+            model = probe.base_model(self.model, tuning_task_id)
             call = check(model)
             hook = probe.with_pool_share(self, model)
             self.log.info(

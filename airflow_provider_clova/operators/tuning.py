@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_clova.client.models import TuningTask
+    from airflow_provider_clova.client.polling import PollEvent
     from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
 ResubmitPolicy = Literal["never", "resource_timeout", "always"]
@@ -49,33 +50,6 @@ def tuning_task_name(dag_id: str, task_id: str, run_id: str, map_index: int = -1
 def _map_index(ti: Any) -> int:
     index = getattr(ti, "map_index", None)
     return -1 if index is None else int(index)
-
-
-def tuning_result(task: TuningTask) -> dict[str, Any]:
-    """What the operator returns (XCom): enough to use and judge the tuned model."""
-    from airflow_provider_clova.client.catalog import model_info
-    from airflow_provider_clova.client.errors import ClovaStudioConfigError
-
-    info = task.status_info
-    try:
-        api = model_info(task.model).api if task.model else "v3"
-    except ClovaStudioConfigError:
-        # A model newer than this provider's catalog (e.g. a task made in the console and
-        # watched by the sensor): the training still succeeded; current models speak v3.
-        api = "v3"
-    return {
-        "task_id": task.id,
-        "name": task.name,
-        "model": task.model,
-        "status": task.status.value,
-        "train_loss": info.train_loss,
-        "steps": info.curr_step,
-        "total_steps": info.total_train_steps,
-        "epochs": info.total_train_epochs,
-        "data_rows": info.data_rows,
-        "num_tokens": info.num_of_tokens,
-        "chat_completions_path": f"/{api}/tasks/{task.id}/chat-completions",
-    }
 
 
 class ClovaStudioTuningOperator(BaseOperator):
@@ -173,7 +147,7 @@ class ClovaStudioTuningOperator(BaseOperator):
         self.wait_for_completion = wait_for_completion
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = poll_interval
-        self.max_poll_interval = max(poll_interval, max_poll_interval)
+        self.max_poll_interval = max_poll_interval
         self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         if self.timeout is not None and not self.timeout > 0:
             # 0 would time out at the first look and delete the training just submitted.
@@ -219,8 +193,12 @@ class ClovaStudioTuningOperator(BaseOperator):
     # -- execute -----------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
         task = self._submit_or_reattach(context)
-        if not self.wait_for_completion or task.is_terminal:
-            return self._finish(context, task) if task.is_terminal else tuning_result(task)
+        if task.is_terminal:
+            return self._finish(context, task)
+        if not self.wait_for_completion:
+            from airflow_provider_clova.client.polling import tuning_result
+
+            return tuning_result(task)
         return self._wait(context, task.id)
 
     def _wait(self, context: Context, tuning_task_id: str) -> dict[str, Any]:
@@ -239,26 +217,27 @@ class ClovaStudioTuningOperator(BaseOperator):
                 ),
                 method_name="execute_complete",
             )
-        from airflow_provider_clova.client.polling import PollPolicy
-        from airflow_provider_clova.operators._tuning_wait import wait_sync
+        from airflow_provider_clova.client.polling import PollPolicy, TuningPoller
 
-        event = wait_sync(
-            self.hook,
-            tuning_task_id,
-            PollPolicy(self.poll_interval, self.max_poll_interval),
-            timeout=self.timeout,
-            log=self.log.info,
-        )
-        return self.execute_complete(context, event)
+        policy = PollPolicy.clamped(self.poll_interval, self.max_poll_interval)
+        poller = TuningPoller.with_timeout(tuning_task_id, policy, self.timeout, log=self.log.info)
+        event = poller.wait_sync(lambda: self.hook.get_tuning_task(tuning_task_id))
+        return self._resume(context, event)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger (or the sync wait): succeed, resubmit by policy, or fail clearly."""
-        from airflow_provider_clova.client.errors import ClovaStudioTuningFailedError
-        from airflow_provider_clova.operators._tuning_wait import task_from_event
+        """Resume after the trigger: succeed, resubmit by policy, or fail clearly."""
+        from airflow_provider_clova.client.polling import PollEvent
 
-        self.tuning_task_id = str(event.get("task_id"))
+        return self._resume(context, PollEvent.from_payload(event))
+
+    def _resume(self, context: Context, event: PollEvent) -> dict[str, Any]:
+        """The end of a wait (in the triggerer or the worker): succeed, resubmit by policy, or fail clearly."""
+        from airflow_provider_clova.client.errors import ClovaStudioTuningFailedError
+
+        self.tuning_task_id = event.task_id
+        cancel = self.hook.delete_tuning_task if self.cancel_on_kill else None
         try:
-            task = task_from_event(event, hook=self.hook, cancel=self.cancel_on_kill)
+            task = event.finished_task(cancel=cancel)
         except ClovaStudioTuningFailedError as failure:
             if not self._may_resubmit(failure.failure_reason, context):
                 raise
@@ -268,10 +247,11 @@ class ClovaStudioTuningOperator(BaseOperator):
         return self._finish(context, task)
 
     def _finish(self, context: Context, task: TuningTask) -> dict[str, Any]:
-        from airflow_provider_clova.operators._tuning_wait import task_from_event
+        from airflow_provider_clova.client.models import TuningStatus
+        from airflow_provider_clova.client.polling import failure_of, tuning_result
 
-        if task.status.value == "FAILED":
-            task_from_event({"status": "failed", "task_id": task.id, "task": task.to_dict()}, hook=None, cancel=False)
+        if task.status is TuningStatus.FAILED:
+            raise failure_of(task)
         result = tuning_result(task)
         self.log.info("tuning task %s SUCCEEDED: %s", task.id, task.summary())
         self._emit_asset_events(context, result)

@@ -1,8 +1,9 @@
 """``ClovaStudioTuningSensor``: wait on a tuning task someone else submitted.
 
-Poke mode takes one step of the shared ``TuningPoller`` per poke; deferrable mode hands the
-wait to ``ClovaStudioTuningTrigger``. Both end through the same event handling as the
-tuning operator, so a FAILED task raises the same error with the same fix.
+Poke and reschedule mode take one round of the core's tuning wait per poke
+(``TuningPoller.poll_sync``); deferrable mode hands the wait to ``ClovaStudioTuningTrigger``.
+Every path ends in ``PollEvent.finished_task()``, as the tuning operator's do, so a FAILED
+task raises the same error with the same fix.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class ClovaStudioTuningSensor(BaseSensorOperator):
                 tuning_task_id=self.tuning_task_id,
                 clova_conn_id=self.clova_conn_id,
                 poll_interval=self._poll_interval,
-                max_poll_interval=max(self._poll_interval, self.max_poll_interval),
+                max_poll_interval=self.max_poll_interval,
                 end_time=time.time() + float(self.timeout),
                 cancel_on_kill=self.cancel_on_kill,
             ),
@@ -92,33 +93,21 @@ class ClovaStudioTuningSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> Any:
-        """One step of the poll loop: False to poke again; done with the result; or raise."""
-        from airflow_provider_clova.client.polling import PollEvent, PollPolicy, TuningPoller
-        from airflow_provider_clova.operators._tuning_wait import task_from_event
-        from airflow_provider_clova.operators.tuning import tuning_result
+        """One round of the tuning wait: False to poke again; done with the result; or raise."""
+        from airflow_provider_clova.client.polling import PollEvent, PollPolicy, TuningPoller, tuning_result
 
-        if self._poller is None or self._poller.task_id != self.tuning_task_id:
-            interval = self._poll_interval
-            self._poller = TuningPoller(
-                self.tuning_task_id,
-                PollPolicy(interval, max(interval, self.max_poll_interval)),
-                log=self.log.info,
-            )
-        outcome: Any
-        try:
-            outcome = self.hook.get_tuning_task(self.tuning_task_id)
-        except Exception as exc:
-            outcome = exc
-        action = self._poller.step(outcome)
+        tuning_task_id = self.tuning_task_id
+        if self._poller is None or self._poller.task_id != tuning_task_id:
+            policy = PollPolicy.clamped(self._poll_interval, self.max_poll_interval)
+            self._poller = TuningPoller(tuning_task_id, policy, log=self.log.info)
+        action = self._poller.poll_sync(lambda: self.hook.get_tuning_task(tuning_task_id))
         if not isinstance(action, PollEvent):
             return False
-        task = task_from_event(action.to_payload(), hook=None, cancel=False)
         # The same XCom as the deferrable path (execute_complete) returns.
-        return PokeReturnValue(is_done=True, xcom_value=tuning_result(task))
+        return PokeReturnValue(is_done=True, xcom_value=tuning_result(action.finished_task()))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        from airflow_provider_clova.operators._tuning_wait import task_from_event
-        from airflow_provider_clova.operators.tuning import tuning_result
+        from airflow_provider_clova.client.polling import PollEvent, tuning_result
 
-        task = task_from_event(event, hook=self.hook, cancel=self.cancel_on_kill)
-        return tuning_result(task)
+        cancel = self.hook.delete_tuning_task if self.cancel_on_kill else None
+        return tuning_result(PollEvent.from_payload(event).finished_task(cancel=cancel))

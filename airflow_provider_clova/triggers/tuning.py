@@ -1,18 +1,20 @@
 """``ClovaStudioTuningTrigger``: waits for a tuning task in the triggerer, off the worker.
 
-``run()`` only reads (GET) and never blocks the event loop; the decisions come from the
-shared ``TuningPoller``. Its serialized kwargs hold the connection id and ids, never a
-secret, so a trigger that runs twice (or on another triggerer) is harmless.
+``run()`` only reads (GET) and never blocks the event loop: it runs the core's one tuning
+wait (``TuningPoller.wait_async``). Its serialized kwargs hold the connection id and ids,
+never a secret, so a trigger that runs twice (or on another triggerer) is harmless.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from airflow_provider_clova.client.polling import TuningPoller
 
 
 class ClovaStudioTuningTrigger(BaseTrigger):
@@ -56,21 +58,13 @@ class ClovaStudioTuningTrigger(BaseTrigger):
             },
         )
 
-    def _poller(self) -> Any:
+    def _poller(self) -> TuningPoller:
         from airflow_provider_clova.client.polling import PollPolicy, TuningPoller
 
-        clock = time.monotonic
-        deadline = None
-        if self.end_time is not None:
-            # The wall-clock end is turned into a monotonic deadline once, so clock jumps don't matter.
-            deadline = clock() + (self.end_time - time.time())
-        return TuningPoller(
-            self.tuning_task_id,
-            PollPolicy(self.poll_interval, max(self.poll_interval, self.max_poll_interval)),
-            deadline=deadline,
-            clock=clock,
-            log=self.log.info,
-        )
+        # The wall-clock end becomes a monotonic deadline once, so clock jumps don't matter.
+        timeout = None if self.end_time is None else self.end_time - time.time()
+        policy = PollPolicy.clamped(self.poll_interval, self.max_poll_interval)
+        return TuningPoller.with_timeout(self.tuning_task_id, policy, timeout, log=self.log.info)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_clova.client.polling import PollEvent
@@ -83,17 +77,8 @@ class ClovaStudioTuningTrigger(BaseTrigger):
             yield TriggerEvent(PollEvent("error", self.tuning_task_id, f"cannot use connection: {exc}").to_payload())
             return
         async with client:
-            while True:
-                outcome: Any
-                try:
-                    outcome = await client.get_tuning_task(self.tuning_task_id)
-                except Exception as exc:
-                    outcome = exc
-                action = poller.step(outcome)
-                if isinstance(action, PollEvent):
-                    yield TriggerEvent(action.to_payload())
-                    return
-                await asyncio.sleep(action.seconds)
+            event = await poller.wait_async(lambda: client.get_tuning_task(self.tuning_task_id))
+        yield TriggerEvent(event.to_payload())
 
     async def on_kill(self) -> None:
         """Stop the remote training when a user kills the deferred task (Airflow 3.3+ calls this)."""

@@ -262,6 +262,39 @@ def test_chat_needs_a_model_or_a_task() -> None:
         client.chat_completion(MESSAGES)
 
 
+async def test_async_chat_needs_a_model_or_a_task() -> None:
+    async with AsyncClovaStudioClient(make_config()) as client:
+        with pytest.raises(ClovaStudioConfigError, match="Fix: pass model="):
+            await client.chat_completion(MESSAGES)
+
+
+async def test_a_tuned_task_without_a_model_is_a_config_error_naming_the_field_and_fix(
+    api: respx.MockRouter,
+) -> None:
+    """Both clients resolve the base model the same way: no bare KeyError, nothing sent to chat."""
+    get = api.get("/tuning/v2/tasks/abcd1234").mock(return_value=ok(task_json("abcd1234", model=None)))
+    chat = api.post(url__regex=r".*/chat-completions.*").mock(return_value=ok(V3_RESULT))
+    with ClovaStudioClient(make_config()) as client, pytest.raises(ClovaStudioConfigError) as sync_error:
+        client.chat_completion(MESSAGES, task_id="abcd1234")
+    async with AsyncClovaStudioClient(make_config()) as aclient:
+        with pytest.raises(ClovaStudioConfigError) as async_error:
+            await aclient.chat_completion(MESSAGES, task_id="abcd1234")
+    message = str(sync_error.value)
+    assert str(async_error.value) == message
+    assert "abcd1234" in message and "`model`" in message and "Fix: pass model=" in message
+    assert get.call_count == 2 and chat.call_count == 0
+
+
+async def test_base_model_is_the_given_model_or_the_tasks_fetched_once(api: respx.MockRouter) -> None:
+    get = api.get("/tuning/v2/tasks/abcd1234").mock(return_value=ok(task_json("abcd1234", model="HCX-DASH-002")))
+    async with AsyncClovaStudioClient(make_config()) as client:
+        assert await client.base_model("HCX-005", "abcd1234") == "HCX-005"
+        assert get.call_count == 0
+        assert await client.base_model(None, "abcd1234") == "HCX-DASH-002"
+        assert await client.base_model(tuning_task_id="abcd1234") == "HCX-DASH-002"
+    assert get.call_count == 1
+
+
 @pytest.mark.parametrize(
     ("app_type", "prefix"),
     [("test", "/testapp"), ("service", "/serviceapp")],

@@ -367,6 +367,21 @@ def test_hook_delete_missing(monkeypatch: pytest.MonkeyPatch, api: respx.MockRou
         hook.delete_tuning_task("gone0001", missing_ok=False)
 
 
+def test_hook_base_model(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
+    """What the chat and batch operators call: the given model, the task's base model, or a config error."""
+    set_conn(monkeypatch, password=API_KEY)
+    tuned = api.get("/tuning/v2/tasks/tuned001").mock(return_value=ok(task_json("tuned001", model="HCX-003")))
+    api.get("/tuning/v2/tasks/nomodel1").mock(return_value=ok(task_json("nomodel1", model="")))
+    hook = ClovaStudioHook()
+    assert hook.base_model("HCX-005", "tuned001") == "HCX-005" and tuned.call_count == 0
+    assert hook.base_model(None, "tuned001") == "HCX-003"
+    assert hook.base_model(None, "tuned001") == "HCX-003" and tuned.call_count == 1
+    with pytest.raises(ClovaStudioConfigError, match=r"tuning task nomodel1 reports no base model.*Fix: pass model="):
+        hook.base_model(None, "nomodel1")
+    with pytest.raises(ClovaStudioConfigError, match="Fix: pass model="):
+        hook.base_model(None, None)
+
+
 def test_hook_count_tokens(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
     set_conn(monkeypatch, password=API_KEY)
     api.post("/v3/api-tools/chat-tokenize/HCX-005").mock(return_value=ok({"messages": [{"count": 12}]}))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_clova.client.client import ClovaStudioClient
 from airflow_provider_clova.client.errors import (
     ClovaStudioAuthError,
     ClovaStudioBadRequestError,
@@ -301,11 +302,12 @@ def test_tuned_task_is_looked_up_once_and_every_row_goes_to_it(
 ) -> None:
     looked_up: list[str] = []
 
-    def get_tuning_task(self: ClovaStudioHook, task_id: str) -> TuningTask:
-        looked_up.append(task_id)
-        return TuningTask.from_api({"id": task_id, "model": "HCX-003", "status": TuningStatus.SUCCEEDED.value})
+    def get_tuning_task(self: ClovaStudioClient, tuning_task_id: str) -> TuningTask:
+        looked_up.append(tuning_task_id)
+        return TuningTask.from_api({"id": tuning_task_id, "model": "HCX-003", "status": TuningStatus.SUCCEEDED.value})
 
-    monkeypatch.setattr(ClovaStudioHook, "get_tuning_task", get_tuning_task)
+    # The hook resolves the base model through its client (ClovaStudioClient.base_model).
+    monkeypatch.setattr(ClovaStudioClient, "get_tuning_task", get_tuning_task)
     client = FakeClient()
     use_client(client)
     write_input(tmp_path / "in.jsonl", [request(f"q{i}", parameters={"repeatPenalty": 3}) for i in range(5)])

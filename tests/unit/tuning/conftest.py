@@ -4,8 +4,8 @@
 * ``FakeService`` is a hook stand-in with an in-memory task table: it records every call in
   order (``calls``), so a test can tell "listed, then created" from "created twice".
 * ``FakeTI`` / ``make_context`` give an operator the pieces of an Airflow context it uses.
-* ``SimJob`` + ``drive`` run a ``TuningPoller`` against a job that follows a timeline on a
-  virtual clock: exact lateness and call counts, in microseconds of real time.
+* ``SimJob`` + ``drive`` run a ``TuningPoller``'s blocking wait against a job that follows a
+  timeline on a virtual clock: exact lateness and call counts, in microseconds of real time.
 """
 
 from __future__ import annotations
@@ -368,6 +368,10 @@ class Trace:
         return self.polls[-1][0]
 
 
+class Runaway(BaseException):
+    """Stops a simulated wait that never ends (a BaseException, so the poller cannot catch it)."""
+
+
 def drive(
     poller: Any,
     fetch: Callable[[float], TuningTask | BaseException],
@@ -375,18 +379,22 @@ def drive(
     *,
     max_polls: int = 100_000,
 ) -> Trace:
-    """Run the poll loop on a virtual clock until the poller stops."""
-    from airflow_provider_clova.client.polling import PollEvent
+    """Run the poller's blocking wait on a virtual clock: each pause moves the clock instead of sleeping."""
+    polls: list[list[Any]] = []  # [time, status seen, sleep after]
 
-    polls: list[tuple[float, TuningStatus | None, float | None]] = []
-    for _ in range(max_polls):
+    def look() -> TuningTask:
+        if len(polls) >= max_polls:
+            raise Runaway("the poller never stopped")
         outcome = fetch(clock.now)
-        action = poller.step(outcome)
-        seen = outcome.status if isinstance(outcome, TuningTask) else None
-        if isinstance(action, PollEvent):
-            polls.append((clock.now, seen, None))
-            return Trace(action, polls)
-        assert action.seconds >= 0
-        polls.append((clock.now, seen, action.seconds))
-        clock.now += action.seconds
-    raise AssertionError("the poller never stopped")
+        polls.append([clock.now, outcome.status if isinstance(outcome, TuningTask) else None, None])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def sleep(seconds: float) -> None:
+        assert seconds > 0 and polls, (seconds, polls)
+        polls[-1][2] = seconds
+        clock.now += seconds
+
+    event = poller.wait_sync(look, sleep)
+    return Trace(event, [(t, seen, delay) for t, seen, delay in polls])

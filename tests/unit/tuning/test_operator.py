@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import logging
+import time
 from importlib import resources
 from typing import Any
 
@@ -21,11 +21,10 @@ from airflow_provider_clova.client.errors import (
     ClovaStudioWaitTimeoutError,
 )
 from airflow_provider_clova.links.console import DEFAULT_CONSOLE_URL, ClovaStudioTuningConsoleLink
-from airflow_provider_clova.operators import _object_storage, _tuning_wait
+from airflow_provider_clova.operators import _object_storage
 from airflow_provider_clova.operators.tuning import (
     TUNING_TASK_ID_XCOM_KEY,
     ClovaStudioTuningOperator,
-    tuning_result,
     tuning_task_name,
 )
 from airflow_provider_clova.triggers.tuning import ClovaStudioTuningTrigger
@@ -85,7 +84,8 @@ def versions(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, str], str | Non
 
 @pytest.fixture(autouse=True)
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The non-deferrable wait on a virtual clock: records pauses instead of sleeping."""
+    """The in-worker wait on a virtual clock: its (default) ``time.sleep`` records the pause
+    and moves its (default) ``time.monotonic`` instead of sleeping."""
     clock = Clock()
     recorded: list[float] = []
 
@@ -93,7 +93,8 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         recorded.append(seconds)
         clock.now += seconds
 
-    monkeypatch.setattr(_tuning_wait, "wait_sync", functools.partial(_tuning_wait.wait_sync, sleep=sleep, clock=clock))
+    monkeypatch.setattr(time, "sleep", sleep)
+    monkeypatch.setattr(time, "monotonic", clock)
     return recorded
 
 
@@ -539,35 +540,6 @@ def test_on_kill_before_submit_does_nothing(service: FakeService) -> None:
 
 
 # -- what the task leaves behind -------------------------------------------------------------
-
-
-def test_result_dict(service: FakeService) -> None:
-    result = tuning_result(_task(succeeded_json("abcd1234", model="HCX-005", name="n1")))
-    assert result == {
-        "task_id": "abcd1234",
-        "name": "n1",
-        "model": "HCX-005",
-        "status": "SUCCEEDED",
-        "train_loss": 0.3125,
-        "steps": 60,
-        "total_steps": 60,
-        "epochs": 4,
-        "data_rows": 120,
-        "num_tokens": 9000,
-        "chat_completions_path": "/v3/tasks/abcd1234/chat-completions",
-    }
-    assert json.loads(json.dumps(result)) == result
-    assert tuning_result(_task(succeeded_json("abcd1234", model="HCX-003")))["chat_completions_path"] == (
-        "/v1/tasks/abcd1234/chat-completions"
-    )
-    # a model this provider does not know yet still gives a result
-    assert tuning_result(_task(succeeded_json("abcd1234", model="HCX-999")))["model"] == "HCX-999"
-
-
-def _task(raw: dict[str, Any]) -> Any:
-    from airflow_provider_clova.client.models import TuningTask
-
-    return TuningTask.from_api(raw)
 
 
 def test_success_attaches_the_model_to_every_outlet_asset_event(

@@ -1,9 +1,14 @@
-"""TuningPoller: the one poll loop, driven on a virtual clock against jobs on a timeline."""
+"""TuningPoller: the one tuning wait, driven on a virtual clock against jobs on a timeline.
+
+The decisions (``step``), the loop's blocking and async drivers, and what a finished wait
+turns into (``PollEvent.finished_task``, ``tuning_result``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -11,14 +16,25 @@ from hypothesis import strategies as st
 
 from airflow_provider_clova.client.errors import (
     ClovaStudioAuthError,
+    ClovaStudioError,
     ClovaStudioNotFoundError,
     ClovaStudioRateLimitError,
     ClovaStudioServerError,
     ClovaStudioTransportError,
+    ClovaStudioTuningFailedError,
+    ClovaStudioWaitTimeoutError,
 )
 from airflow_provider_clova.client.models import TuningStatus, TuningTask
-from airflow_provider_clova.client.polling import PollEvent, PollPolicy, Sleep, TuningPoller
-from tests.unit.tuning.conftest import Clock, SimJob, drive, task_json
+from airflow_provider_clova.client.polling import (
+    PollEvent,
+    PollPolicy,
+    Sleep,
+    TuningPoller,
+    _run_blocking,
+    failure_of,
+    tuning_result,
+)
+from tests.unit.tuning.conftest import Clock, SimJob, drive, failed_json, succeeded_json, task_json
 
 P = 30.0
 MAX = 900.0
@@ -331,3 +347,275 @@ def test_event_payload_is_json() -> None:
     payload = trace.event.to_payload()
     assert json.loads(json.dumps(payload)) == payload
     assert set(payload) == {"status", "task_id", "message", "task"}
+
+
+def test_clamped_policy_raises_a_low_max_poll_interval_to_poll_interval() -> None:
+    assert PollPolicy.clamped(60, 5) == PollPolicy(60, 60)
+    assert PollPolicy.clamped(10, 600) == PollPolicy(10, 600)
+
+
+def test_with_timeout_fixes_a_monotonic_deadline_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "monotonic", lambda: 50.0)
+    p = TuningPoller.with_timeout("t1", PollPolicy(), 3600)
+    assert p.deadline == 50.0 + 3600 and p.clock() == 50.0
+    assert TuningPoller.with_timeout("t1", PollPolicy(), None).deadline is None
+
+
+# -- the drivers: one loop, run blocking and on an event loop ---------------------------------
+
+
+class VirtualTime:
+    """A clock, and sleeps (blocking and async) that move it instead of waiting."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.sleeps: list[float] = []
+        self.fetched_at: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.clock.now += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+        await asyncio.sleep(0)
+
+    def fetch(self, job: SimJob) -> TuningTask:
+        self.fetched_at.append(self.clock.now)
+        return job.at(self.clock.now)
+
+    async def afetch(self, job: SimJob) -> TuningTask:
+        await asyncio.sleep(0)
+        return self.fetch(job)
+
+
+def test_the_blocking_and_async_drivers_take_the_same_path() -> None:
+    job = SimJob(wait=600, run=5400, total_steps=900)
+    blocking, looped = VirtualTime(), VirtualTime()
+    event = TuningPoller("simjob01", clock=blocking.clock).wait_sync(lambda: blocking.fetch(job), blocking.sleep)
+    other = asyncio.run(
+        TuningPoller("simjob01", clock=looped.clock).wait_async(lambda: looped.afetch(job), looped.asleep)
+    )
+    assert event == other and event.status == "success"
+    assert blocking.sleeps == looped.sleeps and blocking.fetched_at == looped.fetched_at
+    assert blocking.fetched_at[0] == 0.0  # the first look is immediate: no pause before it
+    assert len(blocking.sleeps) == len(blocking.fetched_at) - 1  # a pause between looks, none after the end
+
+
+def test_the_blocking_driver_sleeps_through_retryable_errors_and_stops_on_a_fatal_one() -> None:
+    vt = VirtualTime()
+    outcomes: list[TuningTask | Exception] = [
+        ClovaStudioServerError("boom", http_status=500, code="50000"),
+        ClovaStudioTransportError("reset", request_sent=True),
+        TuningTask.from_api(task_json("t1", "RUNNING")),
+        ClovaStudioAuthError("Unauthorized", http_status=401, code="40100"),
+        TuningTask.from_api(succeeded_json("t1")),  # never reached
+    ]
+
+    def fetch() -> TuningTask:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    event = TuningPoller("t1", PollPolicy(10, 600), clock=vt.clock).wait_sync(fetch, vt.sleep)
+    assert event.status == "error" and "40100" in event.message
+    assert event.task is not None and event.task["status"] == "RUNNING"
+    assert vt.sleeps == [10, 20, 10]  # backoff, then back to poll_interval after a good look
+    assert len(outcomes) == 1
+
+
+def test_the_blocking_driver_sleeps_with_time_sleep_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    vt = VirtualTime()
+    monkeypatch.setattr(time, "sleep", vt.sleep)
+    job = SimJob(wait=60, run=0)
+    event = TuningPoller("simjob01", PollPolicy(30, 60), clock=vt.clock).wait_sync(lambda: vt.fetch(job))
+    assert event.status == "success" and vt.sleeps == [30, 30]
+
+
+def test_a_base_exception_from_the_fetch_is_not_a_poll_error() -> None:
+    """Airflow's task timeout and a user's Ctrl-C are BaseExceptions: they end the wait, not retry it."""
+
+    def fetch() -> TuningTask:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        TuningPoller("t1").wait_sync(fetch, lambda seconds: None)
+
+
+async def test_the_async_driver_lets_other_waits_run_while_it_sleeps() -> None:
+    order: list[str] = []
+
+    def waiter(name: str) -> Any:
+        job = SimJob(wait=90, run=0, task_id=name)
+        clock = Clock()
+
+        async def fetch() -> TuningTask:
+            order.append(name)
+            return job.at(clock.now)
+
+        async def sleep(seconds: float) -> None:
+            clock.now += seconds
+            await asyncio.sleep(0)
+
+        return TuningPoller(name, PollPolicy(30, 60), clock=clock).wait_async(fetch, sleep)
+
+    events = await asyncio.gather(waiter("a"), waiter("b"))
+    assert [e.status for e in events] == ["success", "success"]
+    assert order == ["a", "b"] * 4  # interleaved: neither wait blocks the loop
+
+
+async def test_the_async_driver_sleeps_with_asyncio_sleep_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    vt = VirtualTime()
+    real_sleep = asyncio.sleep
+
+    async def fake_sleep(seconds: float) -> None:
+        vt.sleep(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    job = SimJob(wait=60, run=0)
+
+    async def fetch() -> TuningTask:
+        return vt.fetch(job)
+
+    event = await TuningPoller("simjob01", PollPolicy(30, 60), clock=vt.clock).wait_async(fetch)
+    assert event.status == "success" and vt.sleeps == [30, 30]
+
+
+async def test_cancelling_the_async_wait_cancels_it_instead_of_counting_a_poll_error() -> None:
+    """The triggerer cancels a trigger it no longer runs: the wait must stop, not poll on."""
+    fetched: list[float] = []
+    sleeping = asyncio.Event()
+
+    async def fetch() -> TuningTask:
+        fetched.append(time.monotonic())
+        if len(fetched) == 2:
+            sleeping.set()
+            await asyncio.Event().wait()  # a GET that hangs until cancelled
+        return TuningTask.from_api(task_json("t1", "WAIT"))
+
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    wait = asyncio.ensure_future(TuningPoller("t1", PollPolicy(1, 2)).wait_async(fetch, sleep))
+    await sleeping.wait()
+    wait.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await wait
+    assert len(fetched) == 2
+
+
+def test_poll_sync_is_one_look_and_no_pause() -> None:
+    clock = Clock()
+    p = TuningPoller("t1", PollPolicy(10, 600), clock=clock)
+    looks: list[str] = []
+
+    def fetch() -> TuningTask:
+        looks.append("get")
+        return TuningTask.from_api(task_json("t1", "WAIT"))
+
+    assert p.poll_sync(fetch) == Sleep(10)
+    assert looks == ["get"] and p.polls == 1
+    failing = p.poll_sync(lambda: (_ for _ in ()).throw(ClovaStudioServerError("x", http_status=500, code="50000")))
+    assert failing == Sleep(10)  # the first retry of a 5xx backs off poll_interval
+
+
+def test_the_blocking_runner_refuses_a_coroutine_that_really_awaits() -> None:
+    with pytest.raises(RuntimeError, match="asynchronous"):
+        _run_blocking(asyncio.sleep(0))
+
+
+# -- what a finished wait turns into ------------------------------------------------------------
+
+
+def test_a_success_event_gives_the_finished_task() -> None:
+    event = PollEvent("success", "t1", "tuning task t1 succeeded", succeeded_json("t1"))
+    task = event.finished_task()
+    assert task.id == "t1" and task.status is TuningStatus.SUCCEEDED
+
+
+def test_a_failed_event_raises_the_failure_with_its_fix() -> None:
+    event = PollEvent("failed", "t1", "", failed_json("t1", "file.encoding", "Unsupported charset"))
+    with pytest.raises(ClovaStudioTuningFailedError) as info:
+        event.finished_task()
+    assert info.value.task_id == "t1" and info.value.failure_reason == "file.encoding"
+    assert "Unsupported charset" in str(info.value) and "Fix: " in str(info.value) and "UTF-8" in str(info.value)
+
+
+def test_failure_of_a_failed_task_is_the_same_error_as_a_failed_event() -> None:
+    raw = failed_json("t1", "resource.timeout", None)
+    with pytest.raises(ClovaStudioTuningFailedError) as info:
+        PollEvent("failed", "t1", "", raw).finished_task()
+    assert str(failure_of(TuningTask.from_api(raw))) == str(info.value)
+    assert "GPU" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("cancel", "note"),
+    [
+        (None, None),
+        (lambda task_id: True, "was deleted"),
+        (lambda task_id: False, "already gone"),
+    ],
+)
+def test_a_timeout_event_raises_after_cancelling_when_asked(cancel: Any, note: str | None) -> None:
+    event = PollEvent("timeout", "t1", "gave up waiting for tuning task t1 (timeout reached)")
+    with pytest.raises(ClovaStudioWaitTimeoutError) as info:
+        event.finished_task(cancel=cancel)
+    text = str(info.value)
+    assert text.startswith("gave up waiting for tuning task t1") and "Raise `timeout`" in text
+    assert (note in text) if note else ("deleted" not in text and "gone" not in text)
+
+
+def test_a_failed_cancel_does_not_hide_the_timeout() -> None:
+    def cancel(task_id: str) -> bool:
+        raise ClovaStudioServerError("boom", http_status=500, code="50000")
+
+    with pytest.raises(ClovaStudioWaitTimeoutError, match="delete task t1 in the CLOVA Studio console"):
+        PollEvent("timeout", "t1", "gave up").finished_task(cancel=cancel)
+
+
+def test_an_error_event_raises_its_message() -> None:
+    with pytest.raises(ClovaStudioError, match="40400") as info:
+        PollEvent("error", "t1", "polling tuning task t1 failed: 40400").finished_task(cancel=lambda task_id: True)
+    assert not isinstance(info.value, (ClovaStudioWaitTimeoutError, ClovaStudioTuningFailedError))
+
+
+def test_payload_round_trip_and_unexpected_payloads() -> None:
+    event = PollEvent("failed", "t1", "tuning task t1 failed", failed_json("t1", "file.format", None))
+    assert PollEvent.from_payload(json.loads(json.dumps(event.to_payload()))) == event
+    odd = PollEvent.from_payload({"status": "weird", "task_id": "t1"})
+    assert odd.status == "error" and "unexpected trigger event" in odd.message
+    with pytest.raises(ClovaStudioError, match="unexpected trigger event"):
+        odd.finished_task()
+    # a success without its snapshot cannot give a task: an error, not a crash
+    with pytest.raises(ClovaStudioError, match="succeeded"):
+        PollEvent.from_payload({"status": "success", "task_id": "t1", "message": "succeeded"}).finished_task()
+
+
+def _task(raw: dict[str, Any]) -> TuningTask:
+    return TuningTask.from_api(raw)
+
+
+def test_tuning_result_is_the_xcom_of_a_tuning_task() -> None:
+    result = tuning_result(_task(succeeded_json("abcd1234", model="HCX-005", name="n1")))
+    assert result == {
+        "task_id": "abcd1234",
+        "name": "n1",
+        "model": "HCX-005",
+        "status": "SUCCEEDED",
+        "train_loss": 0.3125,
+        "steps": 60,
+        "total_steps": 60,
+        "epochs": 4,
+        "data_rows": 120,
+        "num_tokens": 9000,
+        "chat_completions_path": "/v3/tasks/abcd1234/chat-completions",
+    }
+    assert json.loads(json.dumps(result)) == result
+    assert tuning_result(_task(succeeded_json("abcd1234", model="HCX-003")))["chat_completions_path"] == (
+        "/v1/tasks/abcd1234/chat-completions"
+    )
+    # a model this provider does not know yet still gives a result
+    assert tuning_result(_task(succeeded_json("abcd1234", model="HCX-999")))["model"] == "HCX-999"
