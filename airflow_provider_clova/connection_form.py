@@ -173,26 +173,31 @@ def ui_field_behaviour() -> dict[str, Any]:
 
 
 def wtforms_widgets() -> dict[str, Any]:
-    """The Airflow 2.11 form's extra fields (Flask-AppBuilder / WTForms), from the same list."""
-    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget, Select2Widget
+    """The Airflow 2.11 form's extra fields (Flask-AppBuilder / WTForms), from the same list.
+
+    Airflow 2.11 accepts only StringField, PasswordField, IntegerField and BooleanField (a hook
+    with any other class loses its whole form), so a choice is a text field whose help lists the
+    values; an empty field takes the default.
+    """
+    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
     from flask_babel import lazy_gettext
-    from wtforms import PasswordField, SelectField, StringField
+    from wtforms import BooleanField, PasswordField, StringField
     from wtforms.validators import Optional
 
     widgets: dict[str, Any] = {}
     for spec in EXTRA_FIELDS:
-        label, help_text = lazy_gettext(spec.label), lazy_gettext(spec.description)
-        if spec.kind in ("choice", "boolean"):
-            # A checkbox cannot say "not set", and unchecked would store false: a select can.
-            options = spec.choices if spec.kind == "choice" else {"true": "yes", "false": "no"}
-            choices = [("", "(default)"), *options.items()]
-            widgets[spec.name] = SelectField(
-                label, choices=choices, default="", description=help_text, widget=Select2Widget()
-            )
+        label = lazy_gettext(spec.label)
+        help_text = spec.description
+        if spec.kind == "choice":
+            help_text = f"One of {', '.join(spec.choices)}. {help_text}"
+        if spec.kind == "boolean":
+            widgets[spec.name] = BooleanField(label, default=spec.default, description=lazy_gettext(help_text))
         elif spec.kind == "secret":
-            widgets[spec.name] = PasswordField(label, description=help_text, widget=BS3PasswordFieldWidget())
+            widgets[spec.name] = PasswordField(
+                label, description=lazy_gettext(help_text), widget=BS3PasswordFieldWidget()
+            )
         else:
             widgets[spec.name] = StringField(
-                label, description=help_text, validators=[Optional()], widget=BS3TextFieldWidget()
+                label, description=lazy_gettext(help_text), validators=[Optional()], widget=BS3TextFieldWidget()
             )
     return widgets

@@ -166,3 +166,9 @@ def test_config_is_frozen_and_hides_auth() -> None:
     with pytest.raises(AttributeError):
         config.timeout = 1  # type: ignore[misc]
     assert SECRET_KEY not in repr(config)
+
+
+@pytest.mark.parametrize(("posted", "verify"), [("y", True), ("n", False), ("yes", True), (True, True)])
+def test_verify_accepts_what_a_form_checkbox_posts(posted: object, verify: bool) -> None:
+    # Airflow 2.11's connection form sends a ticked checkbox as "y" when its Test button is pressed.
+    assert build(password=API_KEY, extra={"verify": posted}).verify is verify
