@@ -163,7 +163,7 @@ async def run_jobs(url: str, scale: float, policy: PollPolicy) -> list[tuple[Job
     with ClovaStudioClient(config) as sync:
         ids = [
             sync.create_tuning_task(
-                "HCX-005",
+                "HCX-003",  # the only model the tuning API trains
                 TuningDataset(BUCKET, job.key, data.access_key, data.secret_key),
                 name=f"poll-economy-{job.label}",
                 trainEpochs=job.epochs,

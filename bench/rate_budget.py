@@ -186,8 +186,8 @@ async def run_provider(
 
     config = config_from_connection(
         host=url,
-        login=ACCESS_KEY,
-        password=SECRET_KEY,
+        login=None,
+        password=API_KEY,  # chat takes the API key: signature v2 is for the tuning API only
         extra={"limits": limits, "rate_window_seconds": window},
     )
     config = replace(config, rate_share=share)

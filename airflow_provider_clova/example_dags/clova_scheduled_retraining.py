@@ -70,7 +70,7 @@ with DAG(
 
     retrain = ClovaStudioTuningOperator(
         task_id="retrain",
-        model="HCX-005",
+        model="HCX-003",
         dataset_bucket="{{ ti.xcom_pull(task_ids='upload_dataset')['bucket'] }}",
         dataset_key="{{ ti.xcom_pull(task_ids='upload_dataset')['key'] }}",
         object_storage_conn_id="ncloud_object_storage",

@@ -55,7 +55,7 @@ with DAG(
 
     tune = ClovaStudioTuningOperator(
         task_id="tune",
-        model="HCX-005",
+        model="HCX-003",
         dataset_bucket="{{ ti.xcom_pull(task_ids='upload_dataset')['bucket'] }}",
         dataset_key="{{ ti.xcom_pull(task_ids='upload_dataset')['key'] }}",
         object_storage_conn_id="ncloud_object_storage",
@@ -69,7 +69,7 @@ with DAG(
     ask_tuned_model = ClovaStudioChatCompletionOperator(
         task_id="ask_tuned_model",
         tuning_task_id="{{ ti.xcom_pull(task_ids='tune')['task_id'] }}",
-        model="HCX-005",
+        model="HCX-003",
         prompt=QUESTION,
         parameters={"maxTokens": 256, "temperature": 0.3},
     )

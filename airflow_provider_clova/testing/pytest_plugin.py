@@ -35,7 +35,7 @@ def clova_emulator_factory() -> Iterator[Callable[..., ClovaEmulator]]:
 
     Keywords: ``limits``, ``time_scale`` (default 0.01), ``rate_window_seconds``, ``faults``,
     ``object_storage_endpoint``, ``accounts``, ``access_key``, ``secret_key``, ``api_key``,
-    ``api_key_app_type``, ``seed``, ``max_dataset_bytes``, ``extra_args``. Every emulator
+    ``api_key_app_type``, ``seed``, ``max_dataset_bytes``, ``tunable_models``, ``extra_args``. Every emulator
     started is stopped after the test.
     """
     started: list[ClovaEmulator] = []

@@ -131,30 +131,40 @@ class ClovaEmulator:
         """Forget tasks, counters and budget windows; faults return to the startup spec."""
         _call(f"{self.url}/_emulator/reset", "POST")
 
-    def conn_json(self, **extra: Any) -> str:
-        """An Airflow connection as JSON (e.g. for ``AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT``)."""
-        conn: dict[str, Any] = {
-            "conn_type": "clova_studio",
-            "host": self.url,
-            "login": self.access_key,
-            "password": self.secret_key,
-        }
+    def _login_password(self, auth: str) -> tuple[str, str]:
+        if auth == "bearer":
+            return "", self.api_key
+        if auth == "apigw_v2":
+            return self.access_key, self.secret_key
+        raise ValueError(f"auth must be 'bearer' or 'apigw_v2', got {auth!r}")
+
+    def conn_json(self, auth: str = "bearer", **extra: Any) -> str:
+        """An Airflow connection as JSON (e.g. for ``AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT``).
+
+        ``auth="bearer"`` (default): the API key as password, which every API accepts.
+        ``auth="apigw_v2"``: the NCP access/secret key pair, which only the tuning API accepts.
+        """
+        login, password = self._login_password(auth)
+        conn: dict[str, Any] = {"conn_type": "clova_studio", "host": self.url, "password": password}
+        if login:
+            conn["login"] = login
         if extra:
             conn["extra"] = extra
         return json.dumps(conn)
 
-    def connection_uri(self, **extra: Any) -> str:
+    def connection_uri(self, auth: str = "bearer", **extra: Any) -> str:
         """The same connection as an Airflow URI (the host URL is percent-encoded whole)."""
         quote = urllib.parse.quote
-        uri = f"clova-studio://{quote(self.access_key, safe='')}:{quote(self.secret_key, safe='')}@"
+        login, password = self._login_password(auth)
+        uri = f"clova-studio://{quote(login, safe='')}:{quote(password, safe='')}@"
         uri += quote(self.url, safe="")
         if extra:
             uri += "?__extra__=" + quote(json.dumps(extra), safe="")
         return uri
 
-    def env(self, conn_id: str = "clova_studio_default", **extra: Any) -> dict[str, str]:
+    def env(self, conn_id: str = "clova_studio_default", auth: str = "bearer", **extra: Any) -> dict[str, str]:
         """``{"AIRFLOW_CONN_<ID>": conn_json}``, ready for ``monkeypatch.setenv`` or ``os.environ``."""
-        return {f"AIRFLOW_CONN_{conn_id.upper()}": self.conn_json(**extra)}
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": self.conn_json(auth, **extra)}
 
     def stop(self) -> None:
         _kill(self.process)
@@ -229,6 +239,7 @@ def start_emulator(
     api_key_app_type: str = "test",
     seed: int = 0,
     max_dataset_bytes: int | None = None,
+    tunable_models: Sequence[str] | None = None,
     extra_args: Sequence[str] = (),
     startup_timeout: float = 60.0,
     port: int = 0,
@@ -246,6 +257,8 @@ def start_emulator(
         argv += ["--object-storage-endpoint", object_storage_endpoint]
     if max_dataset_bytes is not None:
         argv += ["--max-dataset-bytes", str(max_dataset_bytes)]
+    if tunable_models is not None:
+        argv += ["--tunable-models", ",".join(tunable_models)]
     if accounts:
         with tempfile.NamedTemporaryFile("w", prefix="clova-accounts-", suffix=".json", delete=False) as fh:
             json.dump({"accounts": list(accounts)}, fh)

@@ -141,7 +141,7 @@ def jsonl(items: list[dict[str, Any]]) -> bytes:
 
 def create_body(bucket: str, key: str, **fields: Any) -> dict[str, Any]:
     body = {
-        "model": "HCX-005",
+        "model": "HCX-003",
         "trainingDatasetBucket": bucket,
         "trainingDatasetFilePath": key,
         "trainingDatasetAccessKey": "testing",

@@ -1,4 +1,4 @@
-"""Rule 1: the three auth schemes, checked exactly as documented, across several accounts."""
+"""Rule 1: the three auth schemes, checked exactly as documented, each only on its documented routes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,55 @@ LIST = "/tuning/v2/tasks?page=0&size=20"
 
 
 def code(response) -> str:  # type: ignore[no-untyped-def]
-    return response.json()["status"]["code"]
+    body = response.json()
+    return body["error"]["code"] if "error" in body else body["status"]["code"]
+
+
+LEGACY = {"X-NCP-CLOVASTUDIO-API-KEY": "STUDIO2", "X-NCP-APIGW-API-KEY": "GW2"}
+TEXT = {"text": "hello"}
+OPENAI_CHAT = {"model": "HCX-005", "messages": [{"role": "user", "content": "Hi"}]}
+OPENAI_EMBED = {"model": "bge-m3", "input": "hello"}
+#: (method, path, body, schemes documented for it)
+ROUTES = [
+    ("GET", LIST, None, {"bearer", "apigw_v2"}),
+    ("POST", "/v1/chat-completions/HCX-003", CHAT, {"bearer"}),
+    ("POST", "/testapp/v1/chat-completions/HCX-003", CHAT, {"bearer", "legacy_keys"}),
+    ("POST", "/v3/chat-completions/HCX-005", CHAT, {"bearer"}),
+    ("POST", "/testapp/v3/chat-completions/HCX-005", CHAT, {"bearer"}),
+    ("POST", "/v1/api-tools/chat-tokenize/HCX-003", CHAT, {"bearer"}),
+    ("POST", "/testapp/v1/api-tools/chat-tokenize/HCX-003", CHAT, {"bearer", "legacy_keys"}),
+    ("POST", "/v3/api-tools/chat-tokenize/HCX-005", CHAT, {"bearer"}),
+    ("POST", "/testapp/v3/api-tools/chat-tokenize/HCX-005", CHAT, {"bearer"}),
+    ("POST", "/v1/api-tools/embedding/v2", TEXT, {"bearer"}),
+    ("POST", "/v1/api-tools/embedding/clir-emb-dolphin", TEXT, {"bearer"}),
+    ("POST", "/v1/openai/chat/completions", OPENAI_CHAT, {"bearer"}),
+    ("POST", "/v1/openai/embeddings", OPENAI_EMBED, {"bearer"}),
+    ("GET", "/v1/openai/models", None, {"bearer"}),
+]
+
+
+def credentials(scheme: str, method: str, path: str) -> dict[str, str]:
+    if scheme == "bearer":
+        return {"Authorization": "Bearer KEY2"}  # the account that also owns the legacy pair
+    if scheme == "apigw_v2":
+        return signed_headers(method, path, access_key="AK2", secret_key="SK2")
+    return dict(LEGACY)
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "apigw_v2", "legacy_keys"])
+@pytest.mark.parametrize(("method", "path", "body", "documented"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
+def test_each_scheme_only_on_its_documented_routes(
+    api: Api, scheme: str, method: str, path: str, body: object, documented: set[str]
+) -> None:
+    headers = credentials(scheme, method, path)
+    response = api.get(path, headers) if method == "GET" else api.post(path, body, headers)
+    if scheme in documented:
+        assert response.status_code == 200, response.text
+    else:
+        assert (response.status_code, code(response)) == (401, "40102"), response.text
+        assert "is not accepted" in response.text and "Bearer" in response.text
+        # Refused before anything ran: nothing charged.
+        assert all(w["served"] == 0 for w in api.stats()["windows"])
 
 
 def test_signature_v2_accepted_with_path_and_query_as_sent(api: Api) -> None:
@@ -100,10 +148,12 @@ def test_bearer_test_key_cannot_call_service_app(api: Api) -> None:
     assert service.status_code == 200
 
 
-def test_legacy_pair_with_app_prefix(api: Api) -> None:
+def test_legacy_pair_only_with_app_prefix(api: Api) -> None:
     headers = {"X-NCP-CLOVASTUDIO-API-KEY": "STUDIO2", "X-NCP-APIGW-API-KEY": "GW2"}
     assert api.post("/testapp/v1/chat-completions/HCX-003", CHAT, headers).status_code == 200
-    assert api.post("/v1/chat-completions/HCX-003", CHAT, headers).status_code == 200
+    bare = api.post("/v1/chat-completions/HCX-003", CHAT, headers)
+    assert (bare.status_code, code(bare)) == (401, "40102")
+    assert "outside /testapp/ and /serviceapp/" in bare.text
     svc = {"X-NCP-CLOVASTUDIO-API-KEY": "STUDIOSVC", "X-NCP-APIGW-API-KEY": "GWSVC"}
     assert api.post("/serviceapp/v1/chat-completions/HCX-003", CHAT, svc).status_code == 200
 
@@ -124,16 +174,16 @@ def test_legacy_failures_use_the_gateway_shape(api: Api) -> None:
 def test_app_type_follows_key_and_prefix(api: Api) -> None:
     api.post("/v1/chat-completions/HCX-003", CHAT)  # default account, test key
     api.post("/v1/chat-completions/HCX-003", CHAT, {"Authorization": "Bearer SVC2"})  # other, service key
-    sig_target = "/serviceapp/v1/chat-completions/HCX-003"
-    api.post(sig_target, CHAT, signed_headers("POST", sig_target))  # default account, prefix -> service
-    api.post("/v1/chat-completions/HCX-003", CHAT, signed_headers("POST", "/v1/chat-completions/HCX-003"))
+    svc_legacy = {"X-NCP-CLOVASTUDIO-API-KEY": "STUDIOSVC", "X-NCP-APIGW-API-KEY": "GWSVC"}
+    api.post("/serviceapp/v1/chat-completions/HCX-003", CHAT, svc_legacy)  # other, service pair
+    api.post("/testapp/v1/chat-completions/HCX-003", CHAT)  # default account, test key, test prefix
     windows = {(w["account"], w["app_type"]): w["served"] for w in api.stats()["windows"]}
-    assert windows == {("default", "test"): 2, ("other", "service"): 1, ("default", "service"): 1}
+    assert windows == {("default", "test"): 2, ("other", "service"): 2}
 
 
 def test_accounts_are_isolated(api: Api) -> None:
     body = {
-        "model": "HCX-005",
+        "model": "HCX-003",
         "trainingDatasetBucket": "b",
         "trainingDatasetFilePath": "d.jsonl",
         "trainingDatasetAccessKey": "a",
@@ -149,7 +199,7 @@ def test_accounts_are_isolated(api: Api) -> None:
     # The same account through another scheme sees it.
     target = f"/tuning/v2/tasks/{task_id}"
     assert api.get(target, signed_headers("GET", target)).status_code == 200
-    chat = api.post(f"/v3/tasks/{task_id}/chat-completions", CHAT, other)
+    chat = api.post(f"/v1/tasks/{task_id}/chat-completions", CHAT, other)
     assert (chat.status_code, code(chat)) == (403, "40301")
 
 

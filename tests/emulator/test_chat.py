@@ -34,7 +34,7 @@ def test_v1_result_shape(api: Api) -> None:
     result = response.json()["result"]
     assert set(result) == {"message", "stopReason", "inputLength", "outputLength", "seed", "aiFilter"}
     assert result["message"]["role"] == "assistant" and result["message"]["content"]
-    assert result["stopReason"] == "stop_before"
+    assert result["stopReason"] == "end_token"  # a natural end; stop_before only when a stopBefore hit
     assert result["inputLength"] == tokens(ASK)
     assert result["outputLength"] == len(TOKEN.findall(result["message"]["content"])) <= 100
     assert isinstance(result["seed"], int) and result["seed"] > 0
@@ -80,7 +80,7 @@ def test_output_is_cut_at_max_tokens(api: Api, path: str, field: str | None, rea
 
 
 def test_max_completion_tokens_is_the_v3_alternative(api: Api) -> None:
-    result = api.post("/v3/chat-completions/HCX-007", {"messages": ASK, "maxCompletionTokens": 3}).json()["result"]
+    result = api.post("/v3/chat-completions/HCX-005", {"messages": ASK, "maxCompletionTokens": 3}).json()["result"]
     assert result["usage"]["completionTokens"] == 3 and result["finishReason"] == "length"
     both = api.post("/v3/chat-completions/HCX-005", {"messages": ASK, "maxTokens": 10, "maxCompletionTokens": 10})
     assert status(both) == (400, "40001")
@@ -95,6 +95,45 @@ def test_stop_sequences(api: Api) -> None:
     full3 = api.post("/v3/chat-completions/HCX-005", {"messages": ASK}).json()["result"]["message"]["content"]
     v3 = api.post("/v3/chat-completions/HCX-005", {"messages": ASK, "stop": ["."]}).json()["result"]
     assert v3["message"]["content"] == full3[: full3.index(".")] and v3["finishReason"] == "stop"
+
+
+def test_v3_temperature_zero_is_valid(api: Api) -> None:
+    response = api.post("/v3/chat-completions/HCX-005", {"messages": ASK, "temperature": 0})
+    assert response.status_code == 200, response.text
+    v1 = api.post("/v1/chat-completions/HCX-003", {"messages": ASK, "temperature": 0})
+    assert status(v1) == (400, "40001")  # v1 keeps (0, 1]
+
+
+def test_hcx_007_reasons_and_returns_thinking_content(api: Api) -> None:
+    body = {"messages": ASK, "thinking": {"effort": "high"}, "maxCompletionTokens": 400}
+    result = api.post("/v3/chat-completions/HCX-007", body).json()["result"]
+    thinking, content = result["message"]["thinkingContent"], result["message"]["content"]
+    assert thinking and content
+    # maxCompletionTokens budgets the reasoning and the answer together
+    assert result["usage"]["completionTokens"] == len(TOKEN.findall(thinking)) + len(TOKEN.findall(content))
+    none = api.post("/v3/chat-completions/HCX-007", {"messages": ASK, "thinking": {"effort": "none"}}).json()
+    assert "thinkingContent" not in none["result"]["message"]
+    plain = api.post("/v3/chat-completions/HCX-005", {"messages": ASK}).json()["result"]
+    assert "thinkingContent" not in plain["message"]
+
+
+def test_hcx_007_takes_max_completion_tokens_only(api: Api) -> None:
+    refused = api.post("/v3/chat-completions/HCX-007", {"messages": ASK, "maxTokens": 100})
+    assert status(refused) == (400, "40001")
+    assert "maxTokens" in refused.json()["status"]["message"] and "maxCompletionTokens" in refused.text
+    over = api.post("/v3/chat-completions/HCX-007", {"messages": ASK, "maxCompletionTokens": 32769})
+    assert status(over) == (400, "40001")
+    # Only HCX-007 reasons: thinking is refused elsewhere.
+    other = api.post("/v3/chat-completions/HCX-005", {"messages": ASK, "thinking": {"effort": "low"}})
+    assert status(other) == (400, "40001") and "HCX-007" in other.text
+
+
+@pytest.mark.parametrize(("effort", "default"), [("none", 512), ("low", 5120), ("medium", 10240), ("high", 20480)])
+def test_hcx_007_default_budget_follows_effort(api: Api, effort: str, default: int) -> None:
+    body = {"messages": ASK, "thinking": {"effort": effort}}
+    assert api.post("/v3/chat-completions/HCX-007", body).status_code == 200
+    (window,) = api.stats()["windows"]
+    assert window["max_tokens_in_window"] == tokens(ASK) + default  # TPM: input + maxCompletionTokens
 
 
 def test_default_max_tokens_is_100(api: Api) -> None:

@@ -81,6 +81,7 @@ def test_command_line(tmp_path: Path) -> None:
         (["--limits", '{"HCX-005": {"qpm": "x"}}'], "qpm"),
         (["--faults", '{"routes": {"chat.v9": {}}}'], "unknown route"),
         (["--accounts", "/nonexistent.json"], "--accounts"),
+        (["--tunable-models", "HCX-003,HCX-999"], "--tunable-models"),
     ],
 )
 def test_command_line_rejects_bad_flags(flags: list[str], message: str) -> None:
@@ -108,7 +109,13 @@ def test_clova_emulator_fixture(clova_emulator: ClovaEmulator) -> None:
     )
     clova_emulator.reset()
     assert clova_emulator.stats()["requests_total"] == 0
+    # Bearer by default: the API key works on every API; IAM keys only on the tuning API.
     assert json.loads(clova_emulator.conn_json()) == {
+        "conn_type": "clova_studio",
+        "host": clova_emulator.url,
+        "password": "KEY",
+    }
+    assert json.loads(clova_emulator.conn_json("apigw_v2")) == {
         "conn_type": "clova_studio",
         "host": clova_emulator.url,
         "login": "AK",
@@ -116,7 +123,7 @@ def test_clova_emulator_fixture(clova_emulator: ClovaEmulator) -> None:
     }
     env = clova_emulator.env(rate_window_seconds=5)
     assert json.loads(env["AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT"])["extra"] == {"rate_window_seconds": 5}
-    assert "SK" not in repr(clova_emulator).replace("AK", "")
+    assert "SK" not in repr(clova_emulator).replace("AK", "") and "KEY" not in repr(clova_emulator)
 
 
 def test_fixture_is_reset_between_tests(clova_emulator: ClovaEmulator) -> None:
@@ -128,8 +135,10 @@ def test_fixture_is_reset_between_tests(clova_emulator: ClovaEmulator) -> None:
 def test_connection_uri_parses_in_airflow(clova_emulator: ClovaEmulator) -> None:
     from airflow.models.connection import Connection
 
-    conn = Connection(conn_id="clova", uri=clova_emulator.connection_uri(app_type="test"))
+    conn = Connection(conn_id="clova", uri=clova_emulator.connection_uri("apigw_v2", app_type="test"))
     assert (conn.conn_type, conn.host, conn.login, conn.password) == ("clova_studio", clova_emulator.url, "AK", "SK")
+    bearer = Connection(conn_id="clova", uri=clova_emulator.connection_uri())
+    assert (bearer.login, bearer.password) in (("", "KEY"), (None, "KEY"))
     assert conn.port is None and conn.extra_dejson == {"app_type": "test"}
 
 
@@ -162,10 +171,10 @@ def test_factory_with_moto(
 
     assert wait_until(status)["status"] == "SUCCEEDED"
     path = f"/v2/tasks/{task_id}/chat-completions"
-    answer = httpx.post(
+    answer = httpx.post(  # chat takes the API key (signature v2 is for the tuning API only)
         emulator.url + path,
         json={"messages": [{"role": "user", "content": "question 42"}]},
-        headers=signed_headers("POST", path),
+        headers={"Authorization": f"Bearer {emulator.api_key}"},
     )
     assert answer.json()["result"]["message"]["content"] == "answer 42"
     assert emulator.stats()["windows"][0]["budget"]["qpm"] == 5
@@ -179,3 +188,18 @@ def test_ready_line_means_ready(clova_emulator_factory: Callable[..., ClovaEmula
     emulator.stop()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{emulator.url}/_emulator/stats")
+
+
+def test_documented_command_runs_as_written() -> None:
+    """The start command in docs/emulator.md parses into a valid configuration, file-free."""
+    import shlex
+
+    from airflow_provider_clova.testing.emulator.cli import build_parser, config_from_args
+
+    doc = (Path(__file__).parents[2] / "docs" / "emulator.md").read_text("utf-8")
+    block = doc.split("### Start it", 1)[1].split("\n\n", 2)[1]
+    argv = shlex.split(block.replace("\\\n", " "))
+    assert argv[:3] == ["python", "-m", MODULE]
+    config = config_from_args(build_parser().parse_args(argv[3:]))
+    assert config.limits == {"HCX-003": {"qpm": 60, "tpm": 10000}}
+    assert config.tunable_models == ("HCX-003",) and config.rate_window_seconds == 60.0

@@ -217,9 +217,13 @@ def test_delete_stops_a_running_task(make_api: Callable[..., Api], moto_server: 
 
 
 def test_tuned_chat_only_after_success(make_api: Callable[..., Api], moto_server: MotoServer, bucket: str) -> None:
-    api = make_api(object_storage_endpoint=moto_server.endpoint, time_scale=0.01)  # WAIT 0.3 s
+    # --tunable-models opens HCX-005 to training here, to cover the v3 tuned path
+    api = make_api(
+        object_storage_endpoint=moto_server.endpoint, time_scale=0.01, tunable_models=("HCX-003", "HCX-005")
+    )  # WAIT 0.3 s
     upload(moto_server, bucket, "train.jsonl", jsonl(rows()))
-    task_id = api.post("/tuning/v2/tasks", create_body(bucket, "train.jsonl", trainEpochs=1)).json()["result"]["id"]
+    body = create_body(bucket, "train.jsonl", model="HCX-005", trainEpochs=1)
+    task_id = api.post("/tuning/v2/tasks", body).json()["result"]["id"]
     ask = {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "  QUESTION   7 "}]}
     early = api.post(f"/v3/tasks/{task_id}/chat-completions", ask)
     assert (early.status_code, early.json()["status"]["code"]) == (400, "40080")
@@ -232,6 +236,9 @@ def test_tuned_chat_only_after_success(make_api: Callable[..., Api], moto_server
     assert other.status_code == 200 and other.json()["result"]["message"]["content"] != "answer 7"
     wrong_api = api.post(f"/v1/tasks/{task_id}/chat-completions", ask)
     assert (wrong_api.status_code, wrong_api.json()["status"]["code"]) == (400, "40080")
+    # a tuned model on v3 takes no reasoning
+    thinking = api.post(f"/v3/tasks/{task_id}/chat-completions", {**ask, "thinking": {"effort": "low"}})
+    assert (thinking.status_code, thinking.json()["status"]["code"]) == (400, "40001")
     # charged as the base model
     windows = {(w["model"], w["served"]) for w in api.stats()["windows"]}
     assert windows == {("HCX-005", 2)}
@@ -243,14 +250,14 @@ def test_tuned_v1_task(storage_api: Api, moto_server: MotoServer, bucket: str) -
     ask = {"messages": [{"role": "user", "content": "question 3"}]}
     for version in ("v1", "v2"):
         result = storage_api.post(f"/{version}/tasks/{task['id']}/chat-completions", ask).json()["result"]
-        assert result["message"]["content"] == "answer 3" and result["stopReason"] == "stop_before"
+        assert result["message"]["content"] == "answer 3" and result["stopReason"] == "end_token"
     assert storage_api.post(f"/v3/tasks/{task['id']}/chat-completions", ask).status_code == 400
 
 
 def test_failed_task_cannot_chat(storage_api: Api) -> None:
     task = train(storage_api, "no-bucket-here", "x.jsonl")  # FAILED: no storage at the endpoint path
     response = storage_api.post(
-        f"/v3/tasks/{task['id']}/chat-completions", {"messages": [{"role": "user", "content": "x"}]}
+        f"/v1/tasks/{task['id']}/chat-completions", {"messages": [{"role": "user", "content": "x"}]}
     )
     assert (response.status_code, response.json()["status"]["code"]) == (400, "40080")
     assert "FAILED" in response.json()["status"]["message"]

@@ -78,7 +78,7 @@ def test_chat_v1_model(emulator: ClovaEmulator) -> None:
         task_id="chat", model="HCX-003", prompt="Hello there", parameters={"maxTokens": 20}
     ).execute({})
     assert result["content"] and result["model"] == "HCX-003" and result["tuning_task_id"] is None
-    assert result["finish_reason"] in ("stop_before", "length")
+    assert result["finish_reason"] in ("end_token", "length")  # v1: end_token on a natural end
     assert result["usage"]["prompt_tokens"] > 0 and 0 < result["usage"]["completion_tokens"] <= 20
     stats = emulator.stats()
     assert chat_count(stats, "chat.v1") == 1 and chat_count(stats, "chat.v3") == 0

@@ -123,7 +123,9 @@ def test_pipeline_defers_to_the_triggerer_and_bills_one_training(tmp_path: Path,
         trigger_logs = list(logs.glob("*.trigger.*.log"))
         assert trigger_logs, f"no trigger log under {logs}"
         trigger_text = "".join(path.read_text() for path in trigger_logs)
-        assert "RUNNING, step" in trigger_text and "SUCCEEDED" in trigger_text
+        # (a poll that lands while the short emulated training is RUNNING depends on load; the
+        # final progress line does not)
+        assert "SUCCEEDED, step 60/60 (100%)" in trigger_text
         # ... and the worker let go of the task while it trained.
         assert "final_state=deferred" in (tmp_path / "standalone.log").read_text()
 

@@ -4,7 +4,8 @@ Every API request goes through one pipeline, in the order the service applies th
 
     read body -> authenticate -> fault (before) -> action -> fault (after) -> count in stats
 
-Authentication comes first so an unauthenticated call never consumes a scripted fault. The
+Authentication comes first so an unauthenticated call never consumes a scripted fault; each
+route accepts only the auth schemes documented for it (``auth.py``). The
 action validates the request (400), checks the budget (429, not counted when refused) and
 only then serves, so a refused request changes nothing. Control endpoints under
 ``/_emulator/`` need no auth and see no faults: they are for tests, not for clients.
@@ -16,6 +17,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +31,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from airflow_provider_clova.client.catalog import ModelInfo, known_models, model_info
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
-from airflow_provider_clova.testing.emulator import chat
-from airflow_provider_clova.testing.emulator.auth import Authenticator, Principal
+from airflow_provider_clova.testing.emulator import chat, openai_compat
+from airflow_provider_clova.testing.emulator.auth import (
+    BEARER_ONLY,
+    LEGACY_SCHEMES,
+    TUNING_SCHEMES,
+    Authenticator,
+    Principal,
+    Scheme,
+)
 from airflow_provider_clova.testing.emulator.config import AppType, EmulatorConfig, EmulatorConfigError
-from airflow_provider_clova.testing.emulator.envelope import ApiError, error_response, json_response, ok
+from airflow_provider_clova.testing.emulator.embedding import embed_text
+from airflow_provider_clova.testing.emulator.envelope import ApiError, bad_param, error_response, json_response, ok
 from airflow_provider_clova.testing.emulator.faults import (
     ABORT_SCOPE_KEY,
     DroppedConnection,
@@ -43,6 +53,7 @@ from airflow_provider_clova.testing.emulator.faults import (
 from airflow_provider_clova.testing.emulator.ratelimit import RateLimiter, core_budget_lookup
 from airflow_provider_clova.testing.emulator.stats import Stats
 from airflow_provider_clova.testing.emulator.storage import DatasetOutcome, load_dataset
+from airflow_provider_clova.testing.emulator.tokenizer import count_text
 from airflow_provider_clova.testing.emulator.tuning import (
     Lifecycle,
     TuningStore,
@@ -54,6 +65,12 @@ from airflow_provider_clova.testing.emulator.tuning import (
 log = logging.getLogger("airflow_provider_clova.testing.emulator")
 
 MAX_BODY_BYTES = 50 * 1024 * 1024  # the service's 413 limit
+
+#: embedding model -> most input tokens it takes (v1 models 500, v2 8,192). Native v2
+#: (``/v1/api-tools/embedding/v2``) is the model the OpenAI-compatible API calls ``bge-m3``;
+#: both paths share its budget.
+EMBEDDING_MODELS = {"clir-emb-dolphin": 500, "clir-sts-dolphin": 500, "bge-m3": 8192}
+EMBEDDING_V2 = "bge-m3"
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,13 @@ class Call:
             return json.loads(self.body or b"null")
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise ApiError(400, "40000", "Invalid request: the body is not valid JSON") from None
+
+    def json_object(self) -> Mapping[str, Any]:
+        """The body, which must be a JSON object (400 ``40000`` otherwise)."""
+        body = self.json()
+        if not isinstance(body, Mapping):
+            raise ApiError(400, "40000", "Invalid request: the body must be a JSON object")
+        return body
 
     def param(self, name: str) -> str:
         return str(self.request.path_params[name])
@@ -118,15 +142,27 @@ class Emulator:
 
     # -- the pipeline ------------------------------------------------------------------------
 
-    async def handle(self, request: Request, route: str, action: Action, prefix: AppType | None) -> Response:
+    async def handle(
+        self,
+        request: Request,
+        route: str,
+        action: Action,
+        prefix: AppType | None,
+        schemes: frozenset[Scheme] = BEARER_ONLY,
+        *,
+        openai_shape: bool = False,
+    ) -> Response:
+        render = _openai_error if openai_shape else error_response
         declared = request.headers.get("content-length", "0")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return self._finish(request, route, None, error_response(ApiError(413, "41300", "Payload too large")))
+            return self._finish(request, route, None, render(ApiError(413, "41300", "Payload too large")))
         body = await request.body()
         try:
-            principal = self.auth.authenticate(request.headers, request.method, raw_target(request.scope), prefix)
+            principal = self.auth.authenticate(
+                request.headers, request.method, raw_target(request.scope), prefix, schemes
+            )
         except ApiError as exc:
-            return self._finish(request, route, None, error_response(exc))
+            return self._finish(request, route, None, render(exc))
         fault = self.faults.draw(route)
         if fault is not None and fault.when == "before":
             early = await self._inject(fault)
@@ -135,7 +171,7 @@ class Emulator:
         try:
             response = await action(Call(principal, request, body))
         except ApiError as exc:
-            response = error_response(exc)
+            response = render(exc)
         if fault is not None and fault.when == "after":
             late = await self._inject(fault)
             if late is not None:
@@ -168,7 +204,7 @@ class Emulator:
     # -- tuning ------------------------------------------------------------------------------
 
     async def tuning_create(self, call: Call) -> Response:
-        request = parse_create(call.json())
+        request = parse_create(call.json(), self.config.tunable_models)
         run_fault = self.faults.draw("tuning.run")
         task = self.store.create(call.principal.account, request, run_fault.kind if run_fault else None)
         self.stats.task_created(task.id, task.name, task.account, task.model)
@@ -228,8 +264,23 @@ class Emulator:
     async def _serve(
         self, call: Call, api: chat.Api, info: ModelInfo, *, target: str, answers: Mapping[str, str] | None
     ) -> Response:
-        body = call.json()
-        request = chat.parse_v1(body, info) if api == "v1" else chat.parse_v3(body, info)
+        request, answer, prompt = await self._generate(call, call.json(), api, info, target=target, answers=answers)
+        result = chat.v1_result if api == "v1" else chat.v3_result
+        return ok(result(request, answer, prompt))
+
+    async def _generate(
+        self,
+        call: Call,
+        body: object,
+        api: chat.Api,
+        info: ModelInfo,
+        *,
+        target: str,
+        answers: Mapping[str, str] | None,
+    ) -> tuple[chat.ChatRequest, chat.Reply, int]:
+        """Check, charge and answer one chat request (native or OpenAI-compatible)."""
+        tuned = answers is not None
+        request = chat.parse_v1(body, info) if api == "v1" else chat.parse_v3(body, info, tuned=tuned)
         prompt = chat.input_tokens(request)
         chat.check_context(prompt, request.max_tokens, info)
         # A tuned task is charged as its base model: info is always the base model here.
@@ -239,12 +290,75 @@ class Emulator:
         await asyncio.sleep(
             self.config.scaled(timings.chat_base_seconds + timings.chat_token_seconds * answer.output_tokens)
         )
-        result = chat.v1_result if api == "v1" else chat.v3_result
-        return ok(result(request, answer, prompt))
+        return request, answer, prompt
 
     async def tokenize(self, call: Call, api: chat.Api) -> Response:
         self._model(call.param("model"), api)
         return ok(chat.tokenize_result(call.json(), api))
+
+    # -- embeddings --------------------------------------------------------------------------
+
+    def _embed(self, call: Call, model: str, text: str) -> tuple[list[float], int]:
+        """Check the text against the model's limit, charge the budget, embed."""
+        if not text.strip():
+            raise ApiError(400, "40004", "Text empty: the text to embed is empty")
+        tokens = count_text(text)
+        limit = EMBEDDING_MODELS[model]
+        if tokens > limit:
+            raise ApiError(400, "40003", f"Text too long: {tokens} tokens exceed {model}'s limit of {limit}")
+        # Embeddings have no maxTokens: TPM counts the input tokens alone.
+        self.limiter.admit(call.principal.account, model, call.principal.app_type, tokens)
+        return embed_text(text), tokens
+
+    async def embedding(self, call: Call) -> Response:
+        model = call.request.path_params.get("model", EMBEDDING_V2)
+        if model not in EMBEDDING_MODELS or model == EMBEDDING_V2:
+            raise ApiError(
+                400, "40080", f"Model not found: {model!r}; embedding v1 models are clir-emb-dolphin, clir-sts-dolphin"
+            )
+        return await self._embedding(call, model)
+
+    async def embedding_v2(self, call: Call) -> Response:
+        return await self._embedding(call, EMBEDDING_V2)
+
+    async def _embedding(self, call: Call, model: str) -> Response:
+        text = call.json_object().get("text")
+        if not isinstance(text, str):
+            raise bad_param("text", "is required: the text to embed, as a string")
+        vector, tokens = self._embed(call, model, text)
+        return ok({"embedding": vector, "inputTokens": tokens})
+
+    # -- OpenAI-compatible API -----------------------------------------------------------------
+
+    async def openai_chat(self, call: Call) -> Response:
+        body = call.json_object()
+        name = body.get("model")
+        if not isinstance(name, str):
+            raise bad_param("model", "is required: a CLOVA Studio model name")
+        try:
+            info = model_info(name)
+        except ClovaStudioConfigError:
+            raise ApiError(
+                400, "40080", f"Model not found: {name!r} (chat models: {', '.join(known_models())})"
+            ) from None
+        native = openai_compat.native_chat(body, info)
+        _, answer, prompt = await self._generate(call, native, info.api, info, target=info.name, answers=None)
+        result = openai_compat.chat_result(
+            completion_id=f"chatcmpl-{uuid.uuid4().hex}",
+            created=int(self.clock()),
+            model=info.name,
+            answer=answer,
+            prompt_tokens=prompt,
+        )
+        return json_response(200, result)
+
+    async def openai_embeddings(self, call: Call) -> Response:
+        model, text = openai_compat.embedding_input(call.json_object(), EMBEDDING_MODELS)
+        vector, tokens = self._embed(call, model, text)
+        return json_response(200, openai_compat.embedding_result(model, vector, tokens))
+
+    async def openai_models(self, call: Call) -> Response:
+        return json_response(200, openai_compat.models_result([*known_models(), *EMBEDDING_MODELS]))
 
     # -- control -----------------------------------------------------------------------------
 
@@ -307,11 +421,20 @@ PREFIXES: tuple[tuple[str, AppType | None], ...] = (("", None), ("/testapp", "te
 
 
 def build_routes(emulator: Emulator) -> list[Route]:
-    """Every path of the emulated API, plus the control endpoints."""
+    """Every path of the emulated API, with the auth schemes each accepts, plus the control endpoints."""
 
-    def api(path: str, method: str, route: str, action: Action, prefix: AppType | None = None) -> Route:
+    def api(
+        path: str,
+        method: str,
+        route: str,
+        action: Action,
+        prefix: AppType | None = None,
+        schemes: frozenset[Scheme] = BEARER_ONLY,
+        *,
+        openai_shape: bool = False,
+    ) -> Route:
         async def endpoint(request: Request) -> Response:
-            return await emulator.handle(request, route, action, prefix)
+            return await emulator.handle(request, route, action, prefix, schemes, openai_shape=openai_shape)
 
         return Route(path, endpoint, methods=[method], name=f"{route}:{method}:{path}")
 
@@ -321,31 +444,34 @@ def build_routes(emulator: Emulator) -> list[Route]:
 
         return action
 
+    tuning = TUNING_SCHEMES
     routes = [
-        api("/tuning/v2/tasks", "POST", "tuning.create", emulator.tuning_create),
-        api("/tuning/v2/tasks", "GET", "tuning.list", emulator.tuning_list),
-        api("/tuning/v2/tasks/{task_id}", "GET", "tuning.get", emulator.tuning_get),
-        api("/tuning/v2/tasks/{task_id}", "DELETE", "tuning.delete", emulator.tuning_delete),
+        api("/tuning/v2/tasks", "POST", "tuning.create", emulator.tuning_create, None, tuning),
+        api("/tuning/v2/tasks", "GET", "tuning.list", emulator.tuning_list, None, tuning),
+        api("/tuning/v2/tasks/{task_id}", "GET", "tuning.get", emulator.tuning_get, None, tuning),
+        api("/tuning/v2/tasks/{task_id}", "DELETE", "tuning.delete", emulator.tuning_delete, None, tuning),
+        api("/v1/openai/chat/completions", "POST", "openai.chat", emulator.openai_chat, openai_shape=True),
+        api("/v1/openai/embeddings", "POST", "openai.embeddings", emulator.openai_embeddings, openai_shape=True),
+        api("/v1/openai/models", "GET", "openai.models", emulator.openai_models, openai_shape=True),
     ]
     tok_v1, tok_v3 = v("v1", emulator.tokenize), v("v3", emulator.tokenize)
+    v1_tuned = v("v1", emulator.chat_tuned)
     for prefix, app_type in PREFIXES:
+        # The legacy pair is documented for v1 chat and token count only (and only under an app
+        # prefix, which the authenticator enforces); everything else is Bearer only.
+        legacy = LEGACY_SCHEMES
         routes += [
-            api(f"{prefix}/v1/chat-completions/{{model}}", "POST", "chat.v1", v("v1", emulator.chat_base), app_type),
+            api(
+                f"{prefix}/v1/chat-completions/{{model}}",
+                "POST",
+                "chat.v1",
+                v("v1", emulator.chat_base),
+                app_type,
+                legacy,
+            ),
             api(f"{prefix}/v3/chat-completions/{{model}}", "POST", "chat.v3", v("v3", emulator.chat_base), app_type),
-            api(
-                f"{prefix}/v1/tasks/{{task_id}}/chat-completions",
-                "POST",
-                "chat.tuned",
-                v("v1", emulator.chat_tuned),
-                app_type,
-            ),
-            api(
-                f"{prefix}/v2/tasks/{{task_id}}/chat-completions",
-                "POST",
-                "chat.tuned",
-                v("v1", emulator.chat_tuned),
-                app_type,
-            ),
+            api(f"{prefix}/v1/tasks/{{task_id}}/chat-completions", "POST", "chat.tuned", v1_tuned, app_type, legacy),
+            api(f"{prefix}/v2/tasks/{{task_id}}/chat-completions", "POST", "chat.tuned", v1_tuned, app_type, legacy),
             api(
                 f"{prefix}/v3/tasks/{{task_id}}/chat-completions",
                 "POST",
@@ -353,8 +479,10 @@ def build_routes(emulator: Emulator) -> list[Route]:
                 v("v3", emulator.chat_tuned),
                 app_type,
             ),
-            api(f"{prefix}/v1/api-tools/chat-tokenize/{{model}}", "POST", "tokenize", tok_v1, app_type),
+            api(f"{prefix}/v1/api-tools/chat-tokenize/{{model}}", "POST", "tokenize", tok_v1, app_type, legacy),
             api(f"{prefix}/v3/api-tools/chat-tokenize/{{model}}", "POST", "tokenize", tok_v3, app_type),
+            api(f"{prefix}/v1/api-tools/embedding/v2", "POST", "embedding", emulator.embedding_v2, app_type),
+            api(f"{prefix}/v1/api-tools/embedding/{{model}}", "POST", "embedding", emulator.embedding, app_type),
         ]
     routes += [
         Route("/_emulator/stats", emulator.control_stats, methods=["GET"]),
@@ -362,6 +490,10 @@ def build_routes(emulator: Emulator) -> list[Route]:
         Route("/_emulator/faults", emulator.control_faults, methods=["GET", "POST", "DELETE"]),
     ]
     return routes
+
+
+def _openai_error(error: ApiError) -> Response:
+    return json_response(error.http_status, openai_compat.error_body(error))
 
 
 def create_app(config: EmulatorConfig, clock: Callable[[], float] = time.time) -> TransportAccess:

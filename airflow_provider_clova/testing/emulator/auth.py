@@ -8,6 +8,12 @@
 * Legacy app keys: ``X-NCP-CLOVASTUDIO-API-KEY`` + ``X-NCP-APIGW-API-KEY``; failures answer
   in the legacy API Gateway shape.
 
+Which scheme a route accepts is the route's business, as documented (every current API page
+shows Bearer; the older pages show signature v2 for the tuning API only and the legacy pair
+for v1 chat and token count under ``/testapp/`` or ``/serviceapp/`` only). A credential of a
+scheme the route does not accept is refused before it is even checked: 401 ``40102``
+("Invalid access token"), naming the scheme and what the route takes.
+
 App type: a ``/testapp/`` or ``/serviceapp/`` path prefix selects it. Without a prefix a Bearer
 key or legacy pair has the app type it was issued for, and a signature-v2 access key has the
 app type configured for it (``test`` unless the accounts file says otherwise). A Bearer key or
@@ -31,6 +37,17 @@ from airflow_provider_clova.testing.emulator.config import Account, AppType
 from airflow_provider_clova.testing.emulator.envelope import ApiError
 
 Scheme = Literal["bearer", "apigw_v2", "legacy_keys"]
+
+#: the schemes each family of routes accepts (docs/emulator.md, "Authentication per route")
+BEARER_ONLY: frozenset[Scheme] = frozenset({"bearer"})
+TUNING_SCHEMES: frozenset[Scheme] = frozenset({"bearer", "apigw_v2"})
+LEGACY_SCHEMES: frozenset[Scheme] = frozenset({"bearer", "legacy_keys"})
+
+SCHEME_NAMES: dict[Scheme, str] = {
+    "bearer": "Authorization: Bearer <API key>",
+    "apigw_v2": "API Gateway signature v2 (X-NCP-APIGW-SIGNATURE-V2)",
+    "legacy_keys": "the legacy key pair (X-NCP-CLOVASTUDIO-API-KEY + X-NCP-APIGW-API-KEY)",
+}
 
 #: how far the signed timestamp may be from the emulator's clock, as at the real gateway
 MAX_CLOCK_SKEW_SECONDS = 300.0
@@ -58,6 +75,17 @@ def sign_v2(secret_key: str, method: str, path_with_query: str, timestamp: str, 
     return base64.b64encode(digest).decode("ascii")
 
 
+def presented_scheme(headers: Mapping[str, str]) -> Scheme | None:
+    """Which scheme the request's headers use (the first found, in the order the gateway reads)."""
+    if headers.get("authorization") is not None:
+        return "bearer"
+    if any(headers.get(h) is not None for h in (H_ACCESS_KEY, H_SIGNATURE, H_TIMESTAMP)):
+        return "apigw_v2"
+    if headers.get(H_LEGACY_STUDIO) is not None or headers.get(H_LEGACY_APIGW) is not None:
+        return "legacy_keys"
+    return None
+
+
 class Authenticator:
     """Maps credentials to accounts; one instance per emulator."""
 
@@ -80,15 +108,31 @@ class Authenticator:
         method: str,
         path_with_query: str,
         prefix_app_type: AppType | None,
+        accepted: frozenset[Scheme] = BEARER_ONLY,
     ) -> Principal:
-        """The caller, or :class:`ApiError` (401/403) saying which check failed."""
-        if headers.get("authorization") is not None:
+        """The caller, or :class:`ApiError` (401/403) saying which check failed.
+
+        ``accepted`` is what the route takes; the legacy pair is accepted only under an app
+        prefix even where the route family lists it.
+        """
+        scheme = presented_scheme(headers)
+        if scheme is None:
+            raise ApiError(401, "40100", "Authentication failed: no credentials (send a Bearer API key)")
+        if scheme == "legacy_keys" and prefix_app_type is None:
+            accepted = accepted - {"legacy_keys"}
+        if scheme not in accepted:
+            takes = " or ".join(SCHEME_NAMES[s] for s in sorted(accepted))
+            where = " outside /testapp/ and /serviceapp/" if scheme == "legacy_keys" and prefix_app_type is None else ""
+            raise ApiError(
+                401,
+                "40102",
+                f"Invalid access token: {SCHEME_NAMES[scheme]} is not accepted on this API{where}; send {takes}",
+            )
+        if scheme == "bearer":
             return self._bearer_auth(headers["authorization"], prefix_app_type)
-        if any(headers.get(h) is not None for h in (H_ACCESS_KEY, H_SIGNATURE, H_TIMESTAMP)):
+        if scheme == "apigw_v2":
             return self._signature_auth(headers, method, path_with_query, prefix_app_type)
-        if headers.get(H_LEGACY_STUDIO) is not None or headers.get(H_LEGACY_APIGW) is not None:
-            return self._legacy_auth(headers, prefix_app_type)
-        raise ApiError(401, "40100", "Authentication failed: no credentials (send a Bearer API key)")
+        return self._legacy_auth(headers, prefix_app_type)
 
     def _bearer_auth(self, value: str, prefix_app_type: AppType | None) -> Principal:
         scheme, _, token = value.strip().partition(" ")

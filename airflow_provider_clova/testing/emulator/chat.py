@@ -4,7 +4,12 @@ Replies are deterministic: the same model (or task), messages and parameters alw
 same text, so a DAG test can assert on it. A tuned task whose training data has a ``Text``
 equal to the last user message (ignoring case and spacing) answers that row's ``Completion``,
 which lets a demo show that tuning "worked". Output never exceeds ``maxTokens``: a cut reply
-ends with ``length``; a natural end is ``stop_before`` (v1) or ``stop`` (v3).
+ends with ``length``; a natural end is ``end_token`` (v1) or ``stop`` (v3); a reply cut at a
+``stopBefore`` string is ``stop_before`` (v1), at a ``stop`` string ``stop`` (v3).
+
+HCX-007 reasons: it takes ``thinking.effort`` and only ``maxCompletionTokens`` (the budget
+for the reasoning and the answer together), and answers the reasoning in
+``message.thinkingContent``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,14 @@ V1_ROLES = ("system", "user", "assistant")
 V3_ROLES = ("system", "user", "assistant", "tool")
 MAX_SEED = 2**32 - 1
 EFFORTS = ("none", "low", "medium", "high")
+#: models that reason (HCX-007 page): thinking.effort, maxCompletionTokens only, thinkingContent
+REASONING_MODELS = frozenset({"HCX-007"})
+DEFAULT_EFFORT = "low"
+#: maxCompletionTokens of a reasoning model when the request leaves it out, by effort (doc)
+REASONING_DEFAULT_MAX = {"none": 512, "low": 5120, "medium": 10240, "high": 20480}
+#: tokens of reasoning the emulator writes per effort (at most half of maxCompletionTokens)
+THINKING_TOKENS = {"none": 0, "low": 24, "medium": 48, "high": 96}
+Finish = Literal["length", "end", "stop_sequence"]
 
 # Words of at most 4 letters: one token each, so a reply's length is easy to reason about.
 _WORDS = (
@@ -54,6 +67,7 @@ class ChatRequest:
     seed: int
     include_ai_filters: bool
     sampling: dict[str, Any]
+    effort: str | None = None  # reasoning effort of a reasoning model; None for the others
 
 
 def parse_messages(body: Mapping[str, Any], roles: tuple[str, ...], *, parts: bool) -> list[dict[str, Any]]:
@@ -98,30 +112,29 @@ def parse_v1(body: object, info: ModelInfo) -> ChatRequest:
     )
 
 
-def parse_v3(body: object, info: ModelInfo) -> ChatRequest:
+def parse_v3(body: object, info: ModelInfo, *, tuned: bool = False) -> ChatRequest:
     """A v3 body: ``repetitionPenalty``, ``stop``, ``maxTokens`` xor ``maxCompletionTokens``."""
     if not isinstance(body, Mapping):
         raise ApiError(400, "40000", "Invalid request: the body must be a JSON object")
     messages = parse_messages(body, V3_ROLES, parts=True)
-    sampling = {
+    sampling: dict[str, Any] = {
         "temperature": float_param(body, "temperature", 0.0, 1.0, 0.5),
         "topK": int_param(body, "topK", 0, 128, 0),
         "topP": float_param(body, "topP", 0.0, 1.0, 0.8, lo_open=True),
         "repetitionPenalty": float_param(body, "repetitionPenalty", 0.0, 2.0, 1.1, lo_open=True),
     }
-    if body.get("maxTokens") is not None and body.get("maxCompletionTokens") is not None:
-        raise bad_param("maxCompletionTokens", "cannot be sent together with maxTokens; send one of them")
-    field = "maxCompletionTokens" if body.get("maxCompletionTokens") is not None else "maxTokens"
-    max_tokens = int_param(body, field, 1, info.max_output_tokens, DEFAULT_MAX_TOKENS)
-    assert max_tokens is not None
-    thinking = body.get("thinking")
-    if thinking is not None:
-        if not isinstance(thinking, Mapping):
-            raise bad_param("thinking", "must be an object like {'effort': 'low'}")
-        effort = thinking.get("effort")
-        if effort is not None and effort not in EFFORTS:
-            raise bad_param("thinking.effort", f"must be one of {', '.join(EFFORTS)}", effort)
+    effort = _effort(body, info, tuned=tuned)  # None unless the model reasons
+    if effort is not None:
+        if body.get("maxTokens") is not None:
+            raise bad_param("maxTokens", f"is not supported by {info.name}; send maxCompletionTokens instead")
+        max_tokens = int_param(body, "maxCompletionTokens", 1, info.max_output_tokens, REASONING_DEFAULT_MAX[effort])
         sampling["thinking"] = effort
+    else:
+        if body.get("maxTokens") is not None and body.get("maxCompletionTokens") is not None:
+            raise bad_param("maxCompletionTokens", "cannot be sent together with maxTokens; send one of them")
+        field = "maxCompletionTokens" if body.get("maxCompletionTokens") is not None else "maxTokens"
+        max_tokens = int_param(body, field, 1, info.max_output_tokens, DEFAULT_MAX_TOKENS)
+    assert max_tokens is not None
     return ChatRequest(
         messages=messages,
         max_tokens=max_tokens,
@@ -129,7 +142,28 @@ def parse_v3(body: object, info: ModelInfo) -> ChatRequest:
         seed=int_param(body, "seed", 0, MAX_SEED, 0) or 0,
         include_ai_filters=bool_param(body, "includeAiFilters", True),
         sampling=sampling,
+        effort=effort,
     )
+
+
+def _effort(body: Mapping[str, Any], info: ModelInfo, *, tuned: bool) -> str | None:
+    """``thinking.effort`` for a reasoning model (default low); refused for every other model."""
+    thinking = body.get("thinking")
+    if info.name not in REASONING_MODELS or tuned:
+        if thinking is not None:
+            what = "a tuned model" if tuned else info.name
+            raise bad_param(
+                "thinking", f"is not supported by {what}; only {', '.join(sorted(REASONING_MODELS))} reasons"
+            )
+        return None
+    if thinking is None:
+        return DEFAULT_EFFORT
+    if not isinstance(thinking, Mapping):
+        raise bad_param("thinking", "must be an object like {'effort': 'low'}")
+    effort = thinking.get("effort", DEFAULT_EFFORT)
+    if effort not in EFFORTS:
+        raise bad_param("thinking.effort", f"must be one of {', '.join(EFFORTS)}", effort)
+    return str(effort)
 
 
 def input_tokens(request: ChatRequest) -> int:
@@ -156,9 +190,10 @@ def check_context(tokens: int, max_tokens: int, info: ModelInfo) -> None:
 @dataclass(frozen=True)
 class Reply:
     content: str
-    output_tokens: int
-    finish: Literal["length", "stop"]
+    output_tokens: int  # reasoning included
+    finish: Finish
     seed: int
+    thinking: str | None = None
 
 
 def _digest(target: str, request: ChatRequest) -> bytes:
@@ -186,13 +221,22 @@ def reply(request: ChatRequest, *, target: str, model: str, answers: Mapping[str
     content = None
     if answers and last_user is not None:
         content = answers.get(normalize(message_text(last_user.get("content"))))
+    rng = random.Random(digest)
     if content is None:
-        content = _generated(random.Random(digest), model)
+        content = _generated(rng, model)
+    thinking, budget = None, request.max_tokens
+    if request.effort is not None and THINKING_TOKENS[request.effort] > 0:
+        thinking, _ = truncate(
+            "Thinking: " + _generated(rng, model), min(THINKING_TOKENS[request.effort], request.max_tokens // 2)
+        )
+        budget -= count_text(thinking)
+    finish: Finish = "end"
     stops = [s for s in request.stop if s and s in content]
     if stops:
-        content = content[: min(content.index(s) for s in stops)]
-    content, cut = truncate(content, request.max_tokens)
-    return Reply(content=content, output_tokens=count_text(content), finish="length" if cut else "stop", seed=seed)
+        content, finish = content[: min(content.index(s) for s in stops)], "stop_sequence"
+    content, cut = truncate(content, budget)
+    output = count_text(content) + (count_text(thinking) if thinking else 0)
+    return Reply(content, output, "length" if cut else finish, seed, thinking)
 
 
 AI_FILTER = (("curse", "insult"), ("curse", "discrimination"), ("unsafeContents", "sexualHarassment"))
@@ -207,7 +251,7 @@ def _ai_filter(enabled: bool) -> list[dict[str, str]] | None:
 def v1_result(request: ChatRequest, answer: Reply, prompt_tokens: int) -> dict[str, Any]:
     return {
         "message": {"role": "assistant", "content": answer.content},
-        "stopReason": "length" if answer.finish == "length" else "stop_before",
+        "stopReason": {"length": "length", "end": "end_token", "stop_sequence": "stop_before"}[answer.finish],
         "inputLength": prompt_tokens,
         "outputLength": answer.output_tokens,
         "seed": answer.seed,
@@ -216,9 +260,12 @@ def v1_result(request: ChatRequest, answer: Reply, prompt_tokens: int) -> dict[s
 
 
 def v3_result(request: ChatRequest, answer: Reply, prompt_tokens: int) -> dict[str, Any]:
+    message = {"role": "assistant", "content": answer.content}
+    if answer.thinking is not None:
+        message["thinkingContent"] = answer.thinking
     return {
-        "message": {"role": "assistant", "content": answer.content},
-        "finishReason": answer.finish,
+        "message": message,
+        "finishReason": "length" if answer.finish == "length" else "stop",
         "usage": {
             "promptTokens": prompt_tokens,
             "completionTokens": answer.output_tokens,

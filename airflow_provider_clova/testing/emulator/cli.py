@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow_provider_clova.testing.emulator.config import (
     APP_TYPES,
+    DOCUMENTED_TUNABLE_MODELS,
     EmulatorConfig,
     EmulatorConfigError,
     default_account,
@@ -42,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--limits", metavar="FILE", help='budget overrides, shape of extra.limits: {"HCX-005": {"qpm": 120}}'
+    )
+    parser.add_argument(
+        "--tunable-models",
+        metavar="M1,M2",
+        default=",".join(DOCUMENTED_TUNABLE_MODELS),
+        help=f"base models the tuning API trains (default {','.join(DOCUMENTED_TUNABLE_MODELS)}, as documented)",
     )
     parser.add_argument("--rate-window-seconds", type=float, default=60.0, help="QPM/TPM window (default 60)")
     parser.add_argument(
@@ -84,6 +91,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         max_dataset_bytes=args.max_dataset_bytes,
         faults=_json_arg(args.faults, "--faults"),
         seed=args.seed,
+        tunable_models=tuple(m.strip() for m in args.tunable_models.split(",") if m.strip()),
     )
 
 

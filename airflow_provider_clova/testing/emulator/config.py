@@ -18,6 +18,12 @@ APP_TYPES: tuple[AppType, ...] = ("test", "service")
 
 DEFAULT_ACCOUNT = "default"
 
+#: Base models the emulated service trains: the models the current public pages document as
+#: tunable. The emulator keeps its own list rather than reading the client's catalog, because it
+#: stands for the service: a client whose catalog is wrong must be refused here, as it would be
+#: there. ``--tunable-models`` changes it (e.g. to rehearse a model NAVER opens to training).
+DOCUMENTED_TUNABLE_MODELS: tuple[str, ...] = ("HCX-003",)
+
 
 class EmulatorConfigError(ValueError):
     """A flag or a configuration file is wrong; the message names the field."""
@@ -69,6 +75,7 @@ class EmulatorConfig:
     faults: Mapping[str, Any] | None = None
     seed: int = 0
     timings: Timings = field(default_factory=Timings)
+    tunable_models: tuple[str, ...] = DOCUMENTED_TUNABLE_MODELS
 
     def __post_init__(self) -> None:
         if self.rate_window_seconds <= 0:
@@ -78,6 +85,7 @@ class EmulatorConfig:
         if self.max_dataset_bytes is not None and self.max_dataset_bytes <= 0:
             raise EmulatorConfigError("--max-dataset-bytes must be greater than 0")
         _check_unique_credentials(self.accounts)
+        _check_tunable(self.tunable_models)
         validate_limits(self.limits)
 
     def scaled(self, seconds: float) -> float:
@@ -165,6 +173,17 @@ def _check_unique_credentials(accounts: tuple[Account, ...]) -> None:
                     f"also belongs to account {seen[key]!r}"
                 )
             seen[key] = account.name
+
+
+def _check_tunable(models: tuple[str, ...]) -> None:
+    from airflow_provider_clova.client.catalog import known_models
+
+    chat_models = known_models()
+    unknown = [m for m in models if m not in chat_models]
+    if unknown:
+        raise EmulatorConfigError(
+            f"--tunable-models: unknown model(s) {', '.join(unknown)}; known models: {', '.join(chat_models)}"
+        )
 
 
 def validate_limits(limits: Mapping[str, Mapping[str, int]]) -> None:

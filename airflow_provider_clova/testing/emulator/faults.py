@@ -37,6 +37,10 @@ ROUTES = (
     "chat.v3",
     "chat.tuned",
     "tokenize",
+    "embedding",
+    "openai.chat",
+    "openai.embeddings",
+    "openai.models",
     "tuning.run",
 )
 HTTP_KINDS = ("500", "503", "504", "429", "drop", "slow", "malformed")

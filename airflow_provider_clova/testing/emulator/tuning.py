@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_clova.client.catalog import tunable_models
+from airflow_provider_clova.client.catalog import known_models
 from airflow_provider_clova.testing.emulator.clock import default_task_name, iso_kst
 from airflow_provider_clova.testing.emulator.config import Timings
 from airflow_provider_clova.testing.emulator.envelope import ApiError, bad_param
@@ -90,14 +90,27 @@ class CreateRequest:
     dataset: DatasetRef
 
 
-def parse_create(body: object) -> CreateRequest:
-    """Check a create body field by field; 400 ``40001`` names the first field out of range."""
+def parse_create(body: object, tunable: tuple[str, ...]) -> CreateRequest:
+    """Check a create body field by field; 400 ``40001`` names the first field out of range.
+
+    ``model`` must be a base model the service trains (``tunable``): an unknown name is 400
+    ``40080`` (model not found), a known model that does not support training 400 ``40009``
+    (unsupported function, the code the troubleshooting page gives for a tuning request the
+    model or API does not support). ``taskType`` is taken though the commercial table no longer
+    lists it (the Gov page does); ``loraR`` is checked against the widest documented range
+    (2-64) and ``loraAlpha`` only for being a positive integer, since the docs disagree.
+    """
     if not isinstance(body, Mapping):
         raise ApiError(400, "40000", "Invalid request: the body must be a JSON object")
     model = str_param(body, "model", required=True)
-    allowed = tunable_models()
-    if model not in allowed:
-        raise bad_param("model", f"must be a tunable model: one of {', '.join(allowed)}", model)
+    if model not in known_models():
+        raise ApiError(400, "40080", f"Model not found: {model!r} (tunable models: {', '.join(tunable)})")
+    if model not in tunable:
+        raise ApiError(
+            400,
+            "40009",
+            f"Unsupported function: {model} does not support tuning; tunable models: {', '.join(tunable)}",
+        )
     name = str_param(body, "name")
     enum_param(body, "tuningType", ("PEFT",), "PEFT")
     task_type = enum_param(body, "taskType", ("GENERATION", "CLASSIFICATION"), "GENERATION")
@@ -105,7 +118,7 @@ def parse_create(body: object) -> CreateRequest:
     rate = float_param(body, "learningRate", 0.0, 1.0, 1e-4, lo_open=True, allow_str=True)
     float_param(body, "validationSplitRatio", 0.0, 0.1, 0.0, allow_str=True)
     int_param(body, "loraR", 2, 64, 8, allow_str=True)
-    int_param(body, "loraAlpha", 2, 512, 64, allow_str=True)
+    int_param(body, "loraAlpha", 1, 2**31 - 1, None, allow_str=True)
     given = {f: body.get(f) for f in DATASET_FIELDS}
     missing = [f for f, v in given.items() if not isinstance(v, str) or not v.strip()]
     if missing:

@@ -61,8 +61,12 @@ def put(moto_server: MotoServer, bucket: str) -> Callable[[str, bytes], str]:
 
 @pytest.fixture
 def connections(monkeypatch: pytest.MonkeyPatch, emulator: ClovaEmulator, moto_server: MotoServer) -> None:
-    """Both connections by environment variable (the CLOVA one with a real secret)."""
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CLOVA_CONN_ID.upper()}", emulator.conn_json())
+    """Both connections by environment variable (the CLOVA one with a real secret).
+
+    The CLOVA connection holds IAM keys: the tuning API is where signature v2 is documented, so
+    these tests keep the signing path covered end to end.
+    """
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CLOVA_CONN_ID.upper()}", emulator.conn_json("apigw_v2"))
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{OBJ_CONN_ID.upper()}",
         json.dumps(

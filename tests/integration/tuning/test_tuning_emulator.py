@@ -42,7 +42,7 @@ def operator(bucket: str, key: str = KEY, **kwargs: Any) -> ClovaStudioTuningOpe
     kwargs.setdefault("max_poll_interval", 900 * 0.01)
     return ClovaStudioTuningOperator(
         task_id="tune",
-        model="HCX-005",
+        model="HCX-003",  # the only model the tuning API trains
         dataset_bucket=bucket,
         dataset_key=key,
         object_storage_conn_id=OBJ_CONN_ID,
