@@ -104,6 +104,20 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         placeholder="60",
     ),
     ExtraField(
+        "budget_store",
+        "Shared budget store",
+        "secret",
+        "redis://[:password@]host:6379/0 (or rediss://, unix://): one QPM/TPM budget for every worker. "
+        "Empty: each process paces on its own (with pools splitting the budget).",
+    ),
+    ExtraField(
+        "budget_store_fallback",
+        "When the store is unreachable",
+        "choice",
+        "error (the default when empty): a call fails; static: pace at the pool's static share until it is back.",
+        choices={"error": "error: fail the call", "static": "static: pace at the pool's share"},
+    ),
+    ExtraField(
         "console_url",
         "Console link",
         "text",

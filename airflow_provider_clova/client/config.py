@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +17,7 @@ from typing import Any, Literal
 import httpx
 
 from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
+from airflow_provider_clova.client.budget_store import StoreSettings, parse_store_settings
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 from airflow_provider_clova.client.retry import RetryPolicy
 
@@ -39,6 +41,8 @@ KNOWN_EXTRA: frozenset[str] = frozenset(
         "pool_slots",
         "max_retries",
         "console_url",
+        "budget_store",
+        "budget_store_fallback",
     }
 )
 
@@ -53,7 +57,8 @@ class ClientConfig:
     base_url: str = DEFAULT_HOST
     app_type: AppType = "test"
     timeout: float = 60.0
-    verify: bool = True
+    #: TLS verification: True, False, or the absolute path of a CA bundle file or directory.
+    verify: bool | str = True
     limits: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     rate_window_seconds: float = 60.0
     rate_share: float = 1.0
@@ -62,6 +67,17 @@ class ClientConfig:
     console_url: str | None = None
     #: Slots the CLOVA pools were created with (``extra.pool_slots``); None means the default.
     pool_slots: int | None = None
+    #: The shared QPM/TPM store (``extra.budget_store``); None paces each process on its own.
+    budget_store: StoreSettings | None = None
+
+    @property
+    def pacing_share(self) -> float:
+        """The share of each budget this caller's limiter paces at.
+
+        With a budget store every task draws from the whole shared budget (the pool only caps
+        how many run at once); without one, the static pool share (``rate_share``).
+        """
+        return 1.0 if self.budget_store is not None else self.rate_share
 
     @property
     def chat_prefix(self) -> str:
@@ -99,6 +115,19 @@ def _flag(extra: Mapping[str, Any], name: str, default: bool) -> bool:
     if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "yes", "no", "y", "n"}:
         return value.strip().lower() in {"true", "1", "yes", "y"}
     raise ClovaStudioConfigError(f"connection extra.{name} must be true or false, got {value!r}")
+
+
+def _verify(extra: Mapping[str, Any]) -> bool | str:
+    """``extra.verify``: true/false, or the absolute path of a CA bundle (checked when TLS is set up)."""
+    value = extra.get("verify", True)
+    if isinstance(value, str) and value.strip() and os.path.isabs(value.strip()):
+        return value.strip()
+    try:
+        return _flag(extra, "verify", True)
+    except ClovaStudioConfigError:
+        raise ClovaStudioConfigError(
+            f"connection extra.verify must be true, false or the absolute path of a CA bundle, got {value!r}"
+        ) from None
 
 
 def _positive(extra: Mapping[str, Any], name: str, default: float) -> float:
@@ -251,10 +280,11 @@ def config_from_connection(
         base_url=base_url,
         app_type=app_type,
         timeout=_positive(extras, "timeout", 60.0),
-        verify=_flag(extras, "verify", True),
+        verify=_verify(extras),
         limits=_limits(extras),
         rate_window_seconds=_positive(extras, "rate_window_seconds", 60.0),
         retry=retry,
         console_url=str(extras["console_url"]) if extras.get("console_url") else None,
         pool_slots=_pool_slots(extras, where),
+        budget_store=parse_store_settings(extras.get("budget_store"), extras.get("budget_store_fallback"), where),
     )

@@ -211,6 +211,14 @@ class ClovaStudioBudgetError(ClovaStudioError):
     kind = "budget"
 
 
+class ClovaStudioBudgetStoreError(ClovaStudioError):
+    """The shared budget store (``extra.budget_store``) cannot be reached or used.
+
+    Raised instead of pacing without it, which could spend more than the account's budget;
+    the message names the store (password masked) and the fix.
+    """
+
+
 class ClovaStudioTuningFailedError(ClovaStudioError):
     """A tuning task ended FAILED; carries the service's failureReason and a fix."""
 
@@ -250,4 +258,12 @@ class ClovaStudioBatchFailedError(ClovaStudioError):
 
     def __init__(self, message: str, summary: Mapping[str, Any]) -> None:
         self.summary = dict(summary)
+        super().__init__(message)
+
+
+class ClovaStudioEvaluationGateError(ClovaStudioError):
+    """No challenger passed an evaluation's gate (raised only with ``fail_on_gate=True``); the result is attached."""
+
+    def __init__(self, message: str, result: Mapping[str, Any]) -> None:
+        self.result = dict(result)
         super().__init__(message)

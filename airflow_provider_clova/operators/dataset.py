@@ -116,11 +116,20 @@ class ClovaStudioDatasetUploadOperator(BaseOperator):
             self.log.info(
                 "s3://%s/%s already holds this content (sha256 %s); upload skipped", self.bucket, key, sha256[:12]
             )
-            return result
-        self._upload(key, sha256)
-        result["uploaded"] = True
-        self.log.info("uploaded %s (%d bytes) to s3://%s/%s", name, reader.size, self.bucket, key)
+        else:
+            self._upload(key, sha256)
+            result["uploaded"] = True
+            self.log.info("uploaded %s (%d bytes) to s3://%s/%s", name, reader.size, self.bucket, key)
+        from airflow_provider_clova.operators._lineage import record
+
+        record(self, context, {"source": str(self.source), **result})
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the source file -> the Object Storage object."""
+        from airflow_provider_clova.operators._lineage import upload_lineage
+
+        return upload_lineage(self)
 
     def _same_content_present(self, key: str, sha256: str) -> bool:
         from botocore.exceptions import ClientError

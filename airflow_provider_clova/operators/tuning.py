@@ -258,17 +258,16 @@ class ClovaStudioTuningOperator(BaseOperator):
         return result
 
     def _emit_asset_events(self, context: Context, result: dict[str, Any]) -> None:
-        """Attach the tuned model's ids to every outlet's asset event, for downstream DAGs."""
-        outlets = getattr(self, "outlets", None) or []
-        events = context.get("outlet_events")
-        if not outlets or events is None:
-            return
-        extra = {key: result[key] for key in ("task_id", "name", "model", "train_loss", "chat_completions_path")}
-        for outlet in outlets:
-            try:
-                events[outlet].extra.update(extra)
-            except (KeyError, TypeError, AttributeError):
-                self.log.debug("outlet %r takes no asset event extra", outlet)
+        """Attach the tuned model's ids and lineage to every outlet's asset event (and OpenLineage)."""
+        from airflow_provider_clova.operators._lineage import record, tuning_facts
+
+        record(self, context, tuning_facts(self, result))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: dataset object -> tuned model, with the training's figures."""
+        from airflow_provider_clova.operators._lineage import tuning_lineage
+
+        return tuning_lineage(self)
 
     # -- submit / reattach -------------------------------------------------------------
     def _submit_or_reattach(self, context: Context) -> TuningTask:

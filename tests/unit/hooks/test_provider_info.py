@@ -97,7 +97,7 @@ def test_dropdowns_offer_no_null_choice_and_label_every_value(info: dict[str, An
     # Airflow 3 shows an enum's null as the literal text "null"; the dropdown is clearable instead.
     fields = info["connection-types"][0]["conn-fields"]
     dropdowns = {name: spec["schema"] for name, spec in fields.items() if "enum" in spec["schema"]}
-    assert set(dropdowns) == {"auth_type", "app_type"}
+    assert set(dropdowns) == {"auth_type", "app_type", "budget_store_fallback"}
     for name, schema in dropdowns.items():
         assert None not in schema["enum"], name
         assert "null" in schema["type"], name  # empty stays allowed: the documented default applies

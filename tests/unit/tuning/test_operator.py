@@ -552,13 +552,16 @@ def test_success_attaches_the_model_to_every_outlet_asset_event(
     ctx = context_for(service)
     operator(service, outlets=[asset]).execute(ctx)
     extra = ctx["outlet_events"][asset].extra
-    assert extra == {
+    assert {key: extra[key] for key in ("task_id", "name", "model", "train_loss", "chat_completions_path")} == {
         "task_id": "tsk00001",
         "name": name_for(),
         "model": "HCX-005",
         "train_loss": 0.3125,
         "chat_completions_path": "/v3/tasks/tsk00001/chat-completions",
     }
+    # and where it came from (the same facts OpenLineage gets)
+    assert extra["dataset"].startswith("s3://") and extra["namespace"].startswith("clova-studio://")
+    assert set(extra) >= {"epochs", "learning_rate", "num_tokens", "data_rows"}
 
 
 def test_object_storage_secret_never_leaves_the_create_call(
