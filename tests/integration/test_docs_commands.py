@@ -7,6 +7,8 @@ DAGs folder as the README says). Adjustments, each for a stated reason:
 
 * a command that serves until Ctrl-C (the emulator, the stack) passes once it prints its ready line;
   a fixed ``--port`` becomes ``--port 0`` so parallel test runs do not collide;
+* ``python bench/X.py FLAGS`` (a benchmark of minutes) runs as ``--help``, and every flag shown
+  must be one the benchmark has;
 * ``make TARGET`` runs as ``make -n TARGET`` (the target exists and its recipe expands):
   ``make test`` is the CI itself and ``make demo`` has its own end-to-end test;
 * ``pip install SPEC`` is resolved with ``uv pip install --dry-run --offline`` against this
@@ -204,7 +206,12 @@ def test_documented_command_runs_as_written(shell: Shell, where: str, command: s
         process, _ = shell.serve(re.sub(r"--port \d+", "--port 0", command))
         stop(process)
         return
-    if words[0] == "make":
+    if words[0] == "python" and words[1].startswith("bench/"):
+        # A benchmark is a measurement of minutes, not a quick command: its flags must exist.
+        run = shell.run(f"python {words[1]} --help", cwd=ROOT)
+        flags = {word.split("=")[0] for word in words[2:] if word.startswith("--")}
+        assert flags <= set(re.findall(r"--[\w-]+", run.stdout)), (flags, run.stdout[-3000:])
+    elif words[0] == "make":
         run = shell.run(f"make -n {command[len('make ') :]}", cwd=ROOT)
     elif words[:2] == ["pip", "install"]:
         uv = _uv()
