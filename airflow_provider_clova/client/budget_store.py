@@ -453,7 +453,7 @@ local now = store_now()
 local st = state()
 local episodes = num(redis.call('HGET', S, 'episodes'), 0)
 local given = nil
-if ARGV[1] ~= '' then given = math.min(tonumber(ARGV[1]), 5 * window) end
+if ARGV[1] ~= '' then given = math.min(tonumber(ARGV[1]), window) end
 touch(ttl)
 if now < st.pause_until or (ARGV[2] ~= '' and tonumber(ARGV[2]) <= st.episode_at) then
   if given then

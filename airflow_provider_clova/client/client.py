@@ -81,6 +81,7 @@ def finalize_error(exc: ClovaStudioApiError, call: Call) -> ClovaStudioApiError:
     return ClovaStudioUnknownOutcomeError(
         f"{call.route} may or may not have taken effect ({exc.service_message}); "
         "list tuning tasks to reconcile before creating again",
+        retry_after=getattr(exc, "retry_after", None),
         http_status=exc.http_status,
         code=exc.code,
         request_id=exc.request_id,
@@ -173,6 +174,25 @@ class _BaseClient:
             )
         return shared_limiter(key, budget, window_seconds=self.config.rate_window_seconds, share=self.config.rate_share)
 
+    def _deadline_reached(self, call: Call, request_id: str, deadline: float | None) -> ClovaStudioTimeoutError | None:
+        """The error for an attempt that would start at or after the caller's deadline."""
+        if deadline is None or time.monotonic() < deadline:
+            return None
+        return ClovaStudioTimeoutError(
+            "the caller's deadline was reached before this attempt",
+            method=call.method,
+            path=call.path,
+            request_id=request_id,
+        )
+
+    @staticmethod
+    def _bounded(request: httpx.Request, timeout: float, deadline: float | None) -> httpx.Request:
+        """An attempt may not wait for its answer past the caller's deadline."""
+        if deadline is not None:
+            left = max(0.001, min(timeout, deadline - time.monotonic()))
+            request.extensions = {**request.extensions, "timeout": httpx.Timeout(left).as_dict()}
+        return request
+
     def _build(self, http: httpx.Client | httpx.AsyncClient, call: Call, request_id: str) -> httpx.Request:
         headers = {REQUEST_ID_HEADER: request_id}
         if call.params:
@@ -190,11 +210,12 @@ class _BaseClient:
 
     def _finish(self, call: Call, metering: _Metering, response: httpx.Response, request_id: str) -> Any:
         try:
-            result = call.parse(parse_response(response, request_id=request_id))
+            body = parse_response(response, request_id=request_id, max_retry_after=self.config.rate_window_seconds)
+            result = call.parse(body)
         except ClovaStudioApiError as exc:
             metering.failed(exc)
             raise finalize_error(exc, call) from None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as exc:
             # A 2xx whose ``result`` is missing or not the documented shape: a typed error
             # (retried for reads, an unknown outcome for a create), not a bare TypeError.
             error = ClovaStudioResponseError(
@@ -285,38 +306,44 @@ class ClovaStudioClient(_BaseClient):
     def _close_pooled(self) -> None:
         self._http.close()
 
-    def call(self, call: Call) -> Any:
+    def call(self, call: Call, *, deadline: float | None = None) -> Any:
         """Run one logical call with retries; the request id stays the same across attempts.
 
         The first attempt runs outside tenacity (most calls succeed at once, and building the
         retry loop costs more than signing the request). A retryable failure is replayed as
         the loop's first attempt, so attempt counting, ``Retry-After``, backoff and the
-        elapsed-time bound behave exactly as if tenacity had run it.
+        elapsed-time bound behave exactly as if tenacity had run it. ``deadline``
+        (``time.monotonic`` scale) bounds every attempt: none starts after it, none waits for
+        its answer past it, and the retries stop before a backoff that would cross it.
         """
         request_id = new_request_id()
         started = time.monotonic()
         try:
-            return self._attempt(call, request_id)
+            return self._attempt(call, request_id, deadline)
         except Exception as exc:
             if not should_retry(exc, self.config.retry, idempotent=call.idempotent):
                 raise
             first_failure: Exception | None = exc
         result: Any = None
-        kwargs = retry_kwargs(self.config.retry, idempotent=call.idempotent, started_at=started)
+        kwargs = retry_kwargs(self.config.retry, idempotent=call.idempotent, started_at=started, deadline=deadline)
         for attempt in tenacity.Retrying(**kwargs):
             with attempt:
                 if first_failure is not None:
                     failure, first_failure = first_failure, None
                     raise failure
-                result = self._attempt(call, request_id)
+                result = self._attempt(call, request_id, deadline)
         return result
 
-    def _attempt(self, call: Call, request_id: str) -> Any:
+    def _attempt(self, call: Call, request_id: str, deadline: float | None = None) -> Any:
+        late = self._deadline_reached(call, request_id, deadline)
+        if late is not None:
+            raise late
         metering = _Metering(self, call)
         if metering.limiter is not None:
             metering.reservation = metering.limiter.acquire(call.estimated_cost)
         try:
-            response = self._http.send(self._build(self._http, call, request_id))
+            request = self._bounded(self._build(self._http, call, request_id), self.config.timeout, deadline)
+            response = self._http.send(request)
         except httpx.HTTPError as exc:
             raise self._transport_failed(call, metering, exc, request_id) from exc
         return self._finish(call, metering, response, request_id)
@@ -326,8 +353,9 @@ class ClovaStudioClient(_BaseClient):
         """POST /tuning/v2/tasks. Raises ClovaStudioUnknownOutcomeError when it cannot tell if it worked."""
         return self._remember(self.call(calls.create_tuning_task(calls.tuning_body(model, dataset, fields))))
 
-    def get_tuning_task(self, task_id: str) -> TuningTask:
-        return self._remember(self.call(calls.get_tuning_task(task_id)))
+    def get_tuning_task(self, task_id: str, *, deadline: float | None = None) -> TuningTask:
+        """GET one task; ``deadline`` (``time.monotonic`` scale) bounds the call and its retries."""
+        return self._remember(self.call(calls.get_tuning_task(task_id), deadline=deadline))
 
     def list_tuning_tasks_page(self, page: int = 0, size: int = LIST_PAGE_SIZE) -> TuningTaskPage:
         page_result: TuningTaskPage = self.call(calls.list_tuning_tasks_page(page, size))
@@ -425,34 +453,38 @@ class AsyncClovaStudioClient(_BaseClient):
     async def _aclose_pooled(self) -> None:
         await self._http.aclose()
 
-    async def call(self, call: Call) -> Any:
+    async def call(self, call: Call, *, deadline: float | None = None) -> Any:
         """As ``ClovaStudioClient.call``: first attempt outside tenacity, a failure replayed into it."""
         request_id = new_request_id()
         started = time.monotonic()
         try:
-            return await self._attempt(call, request_id)
+            return await self._attempt(call, request_id, deadline)
         except Exception as exc:
             if not should_retry(exc, self.config.retry, idempotent=call.idempotent):
                 raise
             first_failure: Exception | None = exc
         result: Any = None
-        kwargs = retry_kwargs(self.config.retry, idempotent=call.idempotent, started_at=started)
+        kwargs = retry_kwargs(self.config.retry, idempotent=call.idempotent, started_at=started, deadline=deadline)
         async for attempt in tenacity.AsyncRetrying(**kwargs):
             with attempt:
                 if first_failure is not None:
                     failure, first_failure = first_failure, None
                     raise failure
-                result = await self._attempt(call, request_id)
+                result = await self._attempt(call, request_id, deadline)
         return result
 
-    async def _attempt(self, call: Call, request_id: str) -> Any:
+    async def _attempt(self, call: Call, request_id: str, deadline: float | None = None) -> Any:
+        late = self._deadline_reached(call, request_id, deadline)
+        if late is not None:
+            raise late
         metering = _Metering(self, call)
         if metering.limiter is not None:
             metering.reservation = await metering.limiter.aacquire(call.estimated_cost)
         try:
             await self._take_slot()
             try:
-                response = await self._http.send(self._build(self._http, call, request_id))
+                request = self._bounded(self._build(self._http, call, request_id), self.config.timeout, deadline)
+                response = await self._http.send(request)
             finally:
                 self._slots.release()
         except httpx.HTTPError as exc:
@@ -462,8 +494,8 @@ class AsyncClovaStudioClient(_BaseClient):
     async def create_tuning_task(self, model: str, dataset: TuningDataset | None = None, **fields: Any) -> TuningTask:
         return self._remember(await self.call(calls.create_tuning_task(calls.tuning_body(model, dataset, fields))))
 
-    async def get_tuning_task(self, task_id: str) -> TuningTask:
-        return self._remember(await self.call(calls.get_tuning_task(task_id)))
+    async def get_tuning_task(self, task_id: str, *, deadline: float | None = None) -> TuningTask:
+        return self._remember(await self.call(calls.get_tuning_task(task_id), deadline=deadline))
 
     async def list_tuning_tasks_page(self, page: int = 0, size: int = LIST_PAGE_SIZE) -> TuningTaskPage:
         page_result: TuningTaskPage = await self.call(calls.list_tuning_tasks_page(page, size))

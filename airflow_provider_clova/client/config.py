@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,16 +93,41 @@ def account_fingerprint(identity: str) -> str:
     return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:12]
 
 
+#: Longer strings in a wrong extra field are described, not echoed: they may be a pasted key.
+_SHOWN_STRING_LENGTH = 10
+
+
+def shown(value: Any) -> str:
+    """A wrong connection value for an error message, never a secret pasted in the wrong field.
+
+    Numbers, booleans and short words (``"yes"``, ``"bearr"``) are shown as they are, which is
+    what helps with a typo; a longer string is described by its length only.
+    """
+    if isinstance(value, str):
+        if len(value) <= _SHOWN_STRING_LENGTH and value.isascii() and not any(ch.isdigit() for ch in value):
+            return repr(value)
+        return f"a {len(value)}-character string (not shown: it may be a secret)"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    return f"a {type(value).__name__} (not shown)"
+
+
 def parse_extra(extra: str | Mapping[str, Any] | None) -> dict[str, Any]:
     """A connection's extra (JSON text, a mapping or nothing) as a dict; bad JSON raises naming it."""
     if extra in (None, ""):
         return {}
     if isinstance(extra, Mapping):
         return dict(extra)
+    if not isinstance(extra, str):
+        raise ClovaStudioConfigError(f"connection extra must be a JSON object, got {shown(extra)}")
     try:
         parsed = json.loads(extra)
     except json.JSONDecodeError as exc:
         raise ClovaStudioConfigError(f"connection extra is not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except (ValueError, RecursionError):  # a number past Python's digit limit, nesting too deep
+        raise ClovaStudioConfigError(
+            "connection extra is not valid JSON: a value is too large or nested too deeply"
+        ) from None
     if not isinstance(parsed, dict):
         raise ClovaStudioConfigError("connection extra must be a JSON object")
     return parsed
@@ -114,7 +140,7 @@ def _flag(extra: Mapping[str, Any], name: str, default: bool) -> bool:
     # "y" is what Airflow 2.11's connection form posts for a ticked checkbox when Test is pressed.
     if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "yes", "no", "y", "n"}:
         return value.strip().lower() in {"true", "1", "yes", "y"}
-    raise ClovaStudioConfigError(f"connection extra.{name} must be true or false, got {value!r}")
+    raise ClovaStudioConfigError(f"connection extra.{name} must be true or false, got {shown(value)}")
 
 
 def _verify(extra: Mapping[str, Any]) -> bool | str:
@@ -126,7 +152,7 @@ def _verify(extra: Mapping[str, Any]) -> bool | str:
         return _flag(extra, "verify", True)
     except ClovaStudioConfigError:
         raise ClovaStudioConfigError(
-            f"connection extra.verify must be true, false or the absolute path of a CA bundle, got {value!r}"
+            f"connection extra.verify must be true, false or the absolute path of a CA bundle, got {shown(value)}"
         ) from None
 
 
@@ -134,10 +160,10 @@ def _positive(extra: Mapping[str, Any], name: str, default: float) -> float:
     value = extra.get(name, default)
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise ClovaStudioConfigError(f"connection extra.{name} must be a number, got {value!r}") from None
-    if number <= 0:
-        raise ClovaStudioConfigError(f"connection extra.{name} must be greater than 0, got {value!r}")
+    except (TypeError, ValueError, OverflowError):
+        raise ClovaStudioConfigError(f"connection extra.{name} must be a number, got {shown(value)}") from None
+    if not number > 0 or not math.isfinite(number):
+        raise ClovaStudioConfigError(f"connection extra.{name} must be a number greater than 0, got {shown(value)}")
     return number
 
 
@@ -169,10 +195,10 @@ def _max_retries(extra: Mapping[str, Any]) -> RetryPolicy:
         return RetryPolicy()
     try:
         retries = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         retries = -1
     if isinstance(value, bool) or retries < 0 or (isinstance(value, float) and not value.is_integer()):
-        raise ClovaStudioConfigError(f"connection extra.max_retries must be a whole number >= 0, got {value!r}")
+        raise ClovaStudioConfigError(f"connection extra.max_retries must be a whole number >= 0, got {shown(value)}")
     return RetryPolicy(max_attempts=retries + 1)
 
 
@@ -198,10 +224,10 @@ def _pool_slots(extra: Mapping[str, Any], where: str) -> int | None:
         return None
     try:
         slots = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         slots = 0
     if isinstance(value, bool) or slots < 1 or (isinstance(value, float) and not value.is_integer()):
-        raise ClovaStudioConfigError(f"{where}: extra.pool_slots must be a whole number >= 1, got {value!r}")
+        raise ClovaStudioConfigError(f"{where}: extra.pool_slots must be a whole number >= 1, got {shown(value)}")
     return slots
 
 
@@ -212,7 +238,7 @@ def resolve_auth_type(login: str | None, extra: Mapping[str, Any]) -> AuthType:
         return "apigw_v2" if login else "bearer"
     if auth_type not in AUTH_TYPES:
         raise ClovaStudioConfigError(
-            f"connection extra.auth_type={auth_type!r} is not valid; use one of {', '.join(AUTH_TYPES)}"
+            f"connection extra.auth_type={shown(auth_type)} is not valid; use one of {', '.join(AUTH_TYPES)}"
         )
     return auth_type  # type: ignore[no-any-return]
 
@@ -238,7 +264,7 @@ def config_from_connection(
     auth_type = resolve_auth_type(login, extras)
     app_type = extras.get("app_type", "test")
     if app_type not in APP_TYPES:
-        raise ClovaStudioConfigError(f"{where}: extra.app_type={app_type!r} is not valid; use 'test' or 'service'")
+        raise ClovaStudioConfigError(f"{where}: extra.app_type={shown(app_type)} is not valid; use 'test' or 'service'")
 
     auth: httpx.Auth
     if auth_type == "apigw_v2":

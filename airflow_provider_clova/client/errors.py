@@ -194,8 +194,13 @@ class ClovaStudioUnknownOutcomeError(ClovaStudioApiError):
     """A create may or may not have happened (read timeout, 5xx, dropped reply).
 
     Raised instead of retrying blindly, so the caller can reconcile by listing tasks
-    (the tuning operator does) and never bill a second training.
+    (the tuning operator does) and never bill a second training. ``retry_after`` carries a
+    429's ``Retry-After`` (seconds), for the pause before creating again.
     """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class ClovaStudioResponseError(ClovaStudioApiError):
@@ -226,6 +231,10 @@ class ClovaStudioTuningFailedError(ClovaStudioError):
         self.task_id = task_id
         self.failure_reason = failure_reason
         super().__init__(message)
+
+
+class ClovaStudioStorageError(ClovaStudioError):
+    """Object Storage failed to answer (5xx, throttling, network) where the provider needed it."""
 
 
 class ClovaStudioDatasetError(ClovaStudioError):

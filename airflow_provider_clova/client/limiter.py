@@ -480,7 +480,8 @@ class RateLimiter(PacedWindow):
     def on_rate_limited(self, retry_after: float | None = None, *, reservation: Reservation | None = None) -> None:
         """The service answered 429 (42900/42901): slow down every caller of this limiter.
 
-        ``retry_after`` (seconds, from the ``Retry-After`` header) sets the pause; otherwise
+        ``retry_after`` (seconds, from the ``Retry-After`` header, at most one window: the budget
+        is whole again by then whatever the header says) sets the pause; otherwise
         1, 2, 4 ... seconds for consecutive episodes, up to one window. Passing the refused
         ``reservation`` lets the limiter tell a new episode from late reports of the same one.
         """
@@ -493,7 +494,7 @@ class RateLimiter(PacedWindow):
             else None
         )
         if given is not None:
-            given = min(given, 5 * self._window)
+            given = min(given, self._window)
         with self._lock:
             self._version += 1
             now = self._clock()

@@ -24,6 +24,11 @@ not poll in lockstep. ``begin()`` pauses for ``first_delay()``, uniform over
 below ``jitter`` (default 10 %, in ``_pace``), so waits that once lined up drift apart again.
 Jitter only ever shortens a pause: completion is still seen within one ``poll_interval``, at
 the price of at most ``1 / (1 - jitter)`` times the polls.
+
+The deadline is checked around every poll attempt: ``_poll`` stops before a fetch once it has
+passed, the fetch hands ``client_deadline()`` to the client so its retries inside that one
+poll (and each attempt's wait for an answer) stop there too, and ``step`` stops after it. So a
+wait never answers after its deadline because retries carried one poll past it.
 """
 
 from __future__ import annotations
@@ -260,16 +265,33 @@ class TuningPoller:
     async def _poll(self, fetch: Callable[[], Awaitable[TuningTask]]) -> PollEvent | Sleep:
         """One poll attempt and the decision on its outcome.
 
-        Every fetch of every driver runs here and nowhere else: the one place for a wait
-        deadline checked around each attempt, including the client's retries inside it
-        (e.g. hand the fetch the time left so those retries stop at the deadline).
+        Every fetch of every driver runs here and nowhere else: no fetch starts once the
+        deadline has passed (the drivers' fetches pass ``client_deadline()`` to the client, so
+        its retries inside the fetch stop at it too).
         """
+        expired = self.expired()
+        if expired is not None:
+            return expired
         outcome: TuningTask | BaseException
         try:
             outcome = await fetch()
         except Exception as exc:
             outcome = exc
         return self.step(outcome)
+
+    # -- the deadline ----------------------------------------------------------------------
+    def expired(self) -> PollEvent | None:
+        """The timeout event once the deadline has passed (checked before every fetch)."""
+        if self.deadline is None or self.clock() < self.deadline:
+            return None
+        return PollEvent("timeout", self.task_id, self._timeout_message(), self._snapshot())
+
+    def client_deadline(self) -> float | None:
+        """The deadline on ``time.monotonic``'s scale, for the client's ``deadline=`` (its
+        attempts and retries inside one fetch stop there); None when the wait has none."""
+        if self.deadline is None:
+            return None
+        return time.monotonic() + (self.deadline - self.clock())
 
     # -- the decisions ---------------------------------------------------------------------
     def begin(self) -> Sleep:

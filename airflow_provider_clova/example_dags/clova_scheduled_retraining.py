@@ -95,6 +95,9 @@ with DAG(
     max_active_runs=1,
     tags=["clova", "example"],
     doc_md=__doc__,
+    # A lost worker or a passing Object Storage / CLOVA failure is retried; a retry of the tuning
+    # task reattaches to the training an earlier try submitted (nothing is billed twice).
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
 ) as dag:
     upload_dataset = ClovaStudioDatasetUploadOperator(
         task_id="upload_dataset",
@@ -114,7 +117,6 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL,
         timeout=12 * 3600,
-        retries=2,
         outlets=[tuned_model_asset("haneul-support")],
     )
 
@@ -132,7 +134,6 @@ with DAG(
         min_score=MIN_SCORE,
         must_beat=MARGIN,
         parameters={"maxTokens": 256},
-        retries=2,
     )
 
     @task(trigger_rule="none_failed_min_one_success")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -46,6 +46,9 @@ with DAG(
     catchup=False,
     tags=["clova", "example"],
     doc_md=__doc__,
+    # A lost worker or a passing Object Storage / CLOVA failure is retried; a retry of a tuning
+    # task reattaches to the training an earlier try submitted (nothing is billed twice).
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
 ) as dag:
     upload_dataset = ClovaStudioDatasetUploadOperator(
         task_id="upload_dataset",
@@ -64,7 +67,6 @@ with DAG(
         object_storage_conn_id=OBJECT_STORAGE_CONN_ID,
         deferrable=True,
         poll_interval=POLL_INTERVAL,
-        retries=2,
     ).expand(train_epochs=EPOCHS, learning_rate=LEARNING_RATES)
 
     evaluate = ClovaStudioEvaluationOperator(

@@ -191,8 +191,9 @@ class ClovaStudioHook(BaseHook):
         """POST /tuning/v2/tasks with the documented fields (snake_case or camelCase)."""
         return self.get_conn().create_tuning_task(model, dataset, **fields)
 
-    def get_tuning_task(self, task_id: str) -> TuningTask:
-        return self.get_conn().get_tuning_task(task_id)
+    def get_tuning_task(self, task_id: str, *, deadline: float | None = None) -> TuningTask:
+        """GET one task; ``deadline`` (``time.monotonic`` scale) bounds the call and its retries."""
+        return self.get_conn().get_tuning_task(task_id, deadline=deadline)
 
     def list_tuning_tasks(self) -> Iterator[TuningTask]:
         """Every tuning task of the account, page by page."""

@@ -85,7 +85,7 @@ class ClovaStudioTuningTrigger(BaseTrigger):
                     client = await ClovaStudioHook(self.clova_conn_id).aget_conn()
                 except Exception as exc:
                     raise ClovaStudioConfigError(f"cannot use connection {self.clova_conn_id!r}: {exc}") from exc
-            return await client.get_tuning_task(self.tuning_task_id)
+            return await client.get_tuning_task(self.tuning_task_id, deadline=poller.client_deadline())
 
         event = await poller.wait_async(fetch)
         yield TriggerEvent(event.to_payload())

@@ -162,6 +162,14 @@ def test_a_429_pauses_every_limiter_of_the_budget(redis_server: RedisServer) -> 
     assert other.snapshot()["rate_limited_total"] == 1
 
 
+def test_a_huge_retry_after_pauses_the_shared_budget_one_window_at_most(redis_server: RedisServer) -> None:
+    limiter = StoreLimiter(
+        f"{KEY}-cap", Budget(qpm=100, tpm=10**6), StoreSettings(redis_server.url), window_seconds=4.0
+    )
+    limiter.on_rate_limited(retry_after=1e308, reservation=limiter.acquire(10))
+    assert 3.0 < limiter.snapshot()["paused_for_seconds"] <= 4.0
+
+
 def test_release_and_settle_correct_the_shared_window(redis_server: RedisServer) -> None:
     store = StoreLimiter(KEY, Budget(qpm=50, tpm=1000), StoreSettings(redis_server.url), window_seconds=30.0)
     first = store.acquire(400)

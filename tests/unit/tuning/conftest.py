@@ -167,7 +167,7 @@ class FakeService:
             raise effect[1]
         return TuningTask.from_api(raw)
 
-    def get_tuning_task(self, task_id: str) -> TuningTask:
+    def get_tuning_task(self, task_id: str, *, deadline: float | None = None) -> TuningTask:
         self.calls.append(("get", task_id))
         if self.get_errors:
             raise self.get_errors.pop(0)

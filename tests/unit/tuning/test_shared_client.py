@@ -30,9 +30,9 @@ def used(monkeypatch: pytest.MonkeyPatch) -> list[AsyncClovaStudioClient]:
     clients: list[AsyncClovaStudioClient] = []
     real = AsyncClovaStudioClient.get_tuning_task
 
-    async def recording(self: AsyncClovaStudioClient, task_id: str) -> Any:
+    async def recording(self: AsyncClovaStudioClient, task_id: str, **kwargs: Any) -> Any:
         clients.append(self)
-        return await real(self, task_id)
+        return await real(self, task_id, **kwargs)
 
     monkeypatch.setattr(AsyncClovaStudioClient, "get_tuning_task", recording)
     return clients
