@@ -2,6 +2,8 @@
 #   make demo   the example tuning pipeline against the bundled emulator (+ moto S3), end to end
 #   make test   lint, type-check and the whole test suite (Airflow 3, then unit tests on Airflow 2.11)
 # Each target prepares its own virtualenv with uv (scripts/venv.sh); nothing to install by hand.
+# make test also installs Debian's chromium + chromium-driver for the browser test when missing
+# (scripts/browser-deps.sh; as root, the way CI runs).
 
 PY      := .venv/bin/python
 PY_AF2  := .venv-af2/bin/python
@@ -26,6 +28,7 @@ redis-server:
 	@scripts/install-redis.sh
 
 test-af3: venv redis-server
+	@scripts/browser-deps.sh
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-af2:
@@ -43,4 +46,4 @@ bench: venv
 	$(PY) bench/embedding_throughput.py
 
 clean:
-	rm -rf .venv .venv-af2 .demo
+	rm -rf .venv .venv-af2 .demo .artifacts

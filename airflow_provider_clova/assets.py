@@ -13,6 +13,6 @@ TUNED_MODEL_URI = "clova-studio://tuned-models/{name}"
 
 def tuned_model_asset(name: str) -> Any:
     """The asset standing for "the latest tuned model called ``name``"."""
-    from airflow_provider_clova._compat import Asset
+    from airflow.providers.common.compat.sdk import Asset
 
     return Asset(TUNED_MODEL_URI.format(name=name))

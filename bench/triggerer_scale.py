@@ -128,17 +128,17 @@ async def child(
 ) -> dict[str, Any]:
     # The same imports on both sides before the first RSS reading: per-wait cost only.
     import httpx
+    from airflow.providers.common.compat.connection import get_async_connection
 
     import airflow_provider_clova.client.client
     import airflow_provider_clova.client.polling
     import airflow_provider_clova.client.pool
     import airflow_provider_clova.hooks.clova_studio
     import airflow_provider_clova.triggers.tuning  # noqa: F401
-    from airflow_provider_clova._compat import aget_connection
 
     # A running triggerer has read connections before: warm Airflow's connection machinery
     # (its imports, the secrets backends). Our SSL context and clients are not built here.
-    await aget_connection(CONN_ID)
+    await get_async_connection(CONN_ID)
     loop = asyncio.get_running_loop()
     samples: list[tuple[float, float, float]] = []
     tick = asyncio.create_task(ticker(samples))

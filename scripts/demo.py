@@ -1,9 +1,10 @@
 """``make demo``: the example tuning pipeline, end to end, against local stand-ins.
 
-Starts a moto S3 server (NAVER Cloud Object Storage stand-in) and the bundled CLOVA Studio
-emulator on loopback, sets up Airflow with SQLite in a temporary AIRFLOW_HOME, runs
-``airflow dags test clova_tuning_pipeline`` (upload the shipped sample dataset, tune it
-deferrably, ask the tuned model), prints a short summary and stops everything it started.
+Starts the offline stack (``testing.stack``: a moto S3 server standing in for NAVER Cloud Object
+Storage, with the bucket, and the bundled CLOVA Studio emulator) on loopback, sets up Airflow with
+SQLite in a temporary AIRFLOW_HOME, runs ``airflow dags test clova_tuning_pipeline`` (upload the
+shipped sample dataset, tune it deferrably, ask the tuned model), prints a short summary and stops
+everything it started.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from airflow_provider_clova.testing.servers import start_emulator, start_moto_server
+from airflow_provider_clova.testing.stack import start_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "clova-datasets"
@@ -46,31 +47,21 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="clova-demo-"))
     log = work / "airflow.log"
     say(f"working in {work}")
-    moto = start_moto_server()
-    emulator = None
+    stack = start_stack(buckets=[BUCKET], time_scale=TIME_SCALE)
+    emulator = stack.emulator
     try:
-        say(f"S3-compatible Object Storage (moto) on {moto.endpoint}")
-        moto.s3_client().create_bucket(Bucket=BUCKET)
-        emulator = start_emulator(object_storage_endpoint=moto.endpoint, time_scale=TIME_SCALE)
+        say(f"S3-compatible Object Storage (moto) on {stack.storage.endpoint}")
         say(f"CLOVA Studio emulator on {emulator.url} (time x{TIME_SCALE})")
 
         env = dict(os.environ)
+        env.update(stack.env)
         env.update(
             {
                 "AIRFLOW_HOME": str(work / "airflow"),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "airflow_provider_clova" / "example_dags"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{work}/airflow.db",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-                "AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT": emulator.conn_json(),
-                "AIRFLOW_CONN_NCLOUD_OBJECT_STORAGE": json.dumps(
-                    {
-                        "conn_type": "aws",
-                        "login": moto.access_key,
-                        "password": moto.secret_key,
-                        "extra": {"endpoint_url": moto.endpoint, "region_name": moto.region},
-                    }
-                ),
                 "CLOVA_EXAMPLE_BUCKET": BUCKET,
                 "CLOVA_EXAMPLE_POLL_INTERVAL": str(POLL_INTERVAL),
             }
@@ -104,9 +95,7 @@ def main() -> int:
         print()
         return 0
     finally:
-        if emulator is not None:
-            emulator.stop()
-        moto.stop()
+        stack.stop()
 
 
 if __name__ == "__main__":

@@ -8,10 +8,13 @@ cd "$(dirname "$0")/.."
 venv="${1:-.venv}"
 airflow_spec="${2:-apache-airflow>=3.1}"
 
+# pip --user puts uv in ~/.local/bin, which is often not on PATH: look there before installing,
+# so only the first call on a machine installs it.
+export PATH="$PATH:$HOME/.local/bin"
 if ! command -v uv >/dev/null 2>&1; then
   echo "== installing uv (from PyPI)" >&2
   python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
-  export PATH="$HOME/.local/bin:$PATH"
+  hash -r
 fi
 
 stamp="$venv/.clova-stamp"

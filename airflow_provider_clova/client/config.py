@@ -147,8 +147,9 @@ def _flag(extra: Mapping[str, Any], name: str, default: bool) -> bool:
     value = extra.get(name, default)
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "yes", "no"}:
-        return value.strip().lower() in {"true", "1", "yes"}
+    # "y" is what Airflow 2.11's connection form posts for a ticked checkbox when Test is pressed.
+    if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "yes", "no", "y", "n"}:
+        return value.strip().lower() in {"true", "1", "yes", "y"}
     raise ClovaStudioConfigError(f"connection extra.{name} must be true or false, got {shown(value)}")
 
 

@@ -15,6 +15,8 @@ Imports only the standard library, so DAG files and the emulator can use it chea
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from airflow_provider_clova.datasets.report import DatasetProblem, DatasetReport
 from airflow_provider_clova.datasets.rules import (
     COLUMNS,
@@ -27,12 +29,16 @@ from airflow_provider_clova.datasets.rules import (
 )
 from airflow_provider_clova.datasets.validator import validate_path, validate_stream
 
+#: A valid 100-row tuning dataset that ships with the provider (for first runs and demos).
+SAMPLE_DATASET = str(Path(__file__).resolve().parent / "samples" / "tuning_sample.jsonl")
+
 __all__ = [
     "COLUMNS",
     "DEFAULT_MAX_BYTES",
     "FAILURE_REASONS",
     "FORMAT_MESSAGES",
     "MIN_ROWS",
+    "SAMPLE_DATASET",
     "DatasetProblem",
     "DatasetReport",
     "Reason",

@@ -13,7 +13,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clova._compat import BaseHook, aget_connection, amask_secret, mask_secret
+from airflow.providers.common.compat.connection import get_async_connection
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_provider_clova._compat import amask_secret, mask_secret
 
 if TYPE_CHECKING:
     import openai
@@ -176,10 +179,14 @@ class ClovaStudioHook(BaseHook):
         """
         from airflow_provider_clova.client.pool import ashared_client
 
-        conn = await aget_connection(self.clova_conn_id)
+        return await ashared_client(await self._aconfig())
+
+    async def _aconfig(self) -> ClientConfig:
+        """The connection's settings, read without blocking the loop, its secrets masked first."""
+        conn = await get_async_connection(self.clova_conn_id, self)
         for secret in self._secrets_of(conn):
             await amask_secret(secret)
-        return await ashared_client(self._config_from(conn))
+        return self._config_from(conn)
 
     async def aget_async_conn(self) -> AsyncClovaStudioClient:
         """The same shared client as ``aget_conn`` (kept for callers that use
@@ -202,10 +209,7 @@ class ClovaStudioHook(BaseHook):
         """As :meth:`openai_client`, an ``openai.AsyncOpenAI``; the connection is read without blocking."""
         import openai
 
-        conn = await aget_connection(self.clova_conn_id)
-        for secret in self._secrets_of(conn):
-            await amask_secret(secret)
-        return openai.AsyncOpenAI(**self._openai_settings(self._config_from(conn), asynchronous=True), **kwargs)
+        return openai.AsyncOpenAI(**self._openai_settings(await self._aconfig(), asynchronous=True), **kwargs)
 
     def _openai_settings(self, config: ClientConfig, *, asynchronous: bool) -> dict[str, Any]:
         from airflow_provider_clova.client.errors import ClovaStudioConfigError
@@ -352,35 +356,17 @@ class ClovaStudioHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Relabel login/password and hide unused fields (Airflow 2.11 reads this; 3.x reads provider info)."""
-        from airflow_provider_clova.get_provider_info import UI_FIELD_BEHAVIOUR
+        from airflow_provider_clova.connection_form import ui_field_behaviour
 
-        return {
-            "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
-            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
-            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
-        }
+        return ui_field_behaviour()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra fields for the Airflow 2.11 connection form (Airflow 3 uses ``conn-fields``)."""
-        from airflow_provider_clova._compat import AIRFLOW_V_3
+        from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS as AIRFLOW_V_3
 
         if AIRFLOW_V_3:
             return {}
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import PasswordField, StringField
+        from airflow_provider_clova.connection_form import wtforms_widgets
 
-        return {
-            "api_key": PasswordField(
-                lazy_gettext("API key next to IAM keys (chat, embeddings, OpenAI-compatible API)"),
-                widget=BS3PasswordFieldWidget(),
-            ),
-            "auth_type": StringField(
-                lazy_gettext("Auth type (bearer, apigw_v2, legacy_keys)"), widget=BS3TextFieldWidget()
-            ),
-            "app_type": StringField(lazy_gettext("App type (test or service)"), widget=BS3TextFieldWidget()),
-            "apigw_api_key": PasswordField(
-                lazy_gettext("API Gateway key (legacy_keys only)"), widget=BS3PasswordFieldWidget()
-            ),
-        }
+        return wtforms_widgets()

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clova._compat import AIRFLOW_V_3, BaseOperatorLink
+from airflow.providers.common.compat.sdk import BaseOperatorLink
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS as AIRFLOW_V_3
 
 if TYPE_CHECKING:
-    from airflow_provider_clova._compat import Context
+    from airflow.providers.common.compat.sdk import Context
 
 #: Where a tuning task lives in the console; ``extra.console_url`` on the connection overrides it.
 DEFAULT_CONSOLE_URL = "https://clovastudio.ncloud.com/tuning/task/{task_id}"

@@ -26,12 +26,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clova._compat import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
+
 from airflow_provider_clova.client.errors import ClovaStudioBatchFailedError
 from airflow_provider_clova.operators._arguments import coerce_parameters
 
 if TYPE_CHECKING:
-    from airflow_provider_clova._compat import Context
+    from airflow.providers.common.compat.sdk import Context
+
     from airflow_provider_clova.batch.run import RunSettings
     from airflow_provider_clova.client.limits import Budget
     from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook

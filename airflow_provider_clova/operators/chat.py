@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clova._compat import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
+
 from airflow_provider_clova.operators._arguments import coerce_messages, coerce_parameters
 
 if TYPE_CHECKING:
-    from airflow_provider_clova._compat import Context
+    from airflow.providers.common.compat.sdk import Context
 
 DEFAULT_CONN_ID = "clova_studio_default"
 

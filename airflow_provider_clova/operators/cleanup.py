@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clova._compat import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
 
 if TYPE_CHECKING:
-    from airflow_provider_clova._compat import Context
+    from airflow.providers.common.compat.sdk import Context
 
 
 class ClovaStudioDeleteTuningTaskOperator(BaseOperator):

@@ -26,12 +26,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clova._compat import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
+
 from airflow_provider_clova.client.errors import ClovaStudioBatchFailedError
 from airflow_provider_clova.operators.batch import BatchEngineArguments, set_run_arguments
 
 if TYPE_CHECKING:
-    from airflow_provider_clova._compat import Context
+    from airflow.providers.common.compat.sdk import Context
 
 __all__ = ["ClovaStudioBatchFailedError", "ClovaStudioEmbeddingOperator"]
 

@@ -23,13 +23,15 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clova._compat import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
+
 from airflow_provider_clova.client.errors import ClovaStudioConfigError, ClovaStudioEvaluationGateError
 from airflow_provider_clova.operators._arguments import coerce_parameters
 from airflow_provider_clova.operators.batch import BatchEngineArguments, set_run_arguments
 
 if TYPE_CHECKING:
-    from airflow_provider_clova._compat import Context
+    from airflow.providers.common.compat.sdk import Context
+
     from airflow_provider_clova.evaluation.judge import Judge
     from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 

@@ -22,11 +22,14 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_clova._compat import BaseOperator, default_deferrable
+from airflow.providers.common.compat.sdk import BaseOperator
+
+from airflow_provider_clova._compat import default_deferrable
 from airflow_provider_clova.links.console import ClovaStudioTuningConsoleLink, console_url
 
 if TYPE_CHECKING:
-    from airflow_provider_clova._compat import Context
+    from airflow.providers.common.compat.sdk import Context
+
     from airflow_provider_clova.client.models import TuningTask
     from airflow_provider_clova.client.polling import PollEvent
     from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook

@@ -12,7 +12,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_clova._compat import BaseSensorOperator, default_deferrable
+from airflow.providers.common.compat.sdk import BaseSensorOperator
+
+from airflow_provider_clova._compat import default_deferrable
 from airflow_provider_clova.links.console import ClovaStudioTuningConsoleLink
 
 try:  # Airflow 3
@@ -21,7 +23,8 @@ except ImportError:  # Airflow 2.11
     from airflow.sensors.base import PokeReturnValue  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 if TYPE_CHECKING:
-    from airflow_provider_clova._compat import Context
+    from airflow.providers.common.compat.sdk import Context
+
     from airflow_provider_clova.client.polling import TuningPoller
     from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 

@@ -29,6 +29,8 @@ READY_RE = re.compile(r"CLOVA Studio emulator listening on (http://\S+)")
 MOTO_READY_RE = re.compile(r"Running on (http://[0-9a-zA-Z.\[\]:]+)")
 REDIS_READY_RE = re.compile(r"(Ready to accept connections)")
 DEFAULT_TIME_SCALE = 0.01
+#: NAVER Cloud Object Storage's region name (``kr.object.ncloudstorage.com``).
+OBJECT_STORAGE_REGION = "kr-standard"
 
 
 def _pump(stream: IO[str], lines: queue.Queue[str | None], log: IO[str]) -> None:
@@ -217,6 +219,24 @@ class MotoServer:
             }
         )
 
+    def create_bucket(self, name: str, region: str = OBJECT_STORAGE_REGION) -> None:
+        """Create a bucket in ``region`` the way NAVER Cloud Object Storage needs it.
+
+        Outside ``us-east-1`` S3 refuses a create without a matching location constraint
+        (``IllegalLocationConstraintException``); NAVER's region is ``kr-standard``.
+        """
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
+        config = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        client.create_bucket(Bucket=name, **config)
+
     def reset(self) -> None:
         """Empty every bucket (moto's own reset API)."""
         _call(f"{self.endpoint}/moto-api/reset", "POST")
@@ -248,9 +268,10 @@ def start_emulator(
     tunable_models: Sequence[str] | None = None,
     extra_args: Sequence[str] = (),
     startup_timeout: float = 60.0,
+    port: int = 0,
 ) -> ClovaEmulator:
-    """Start the emulator subprocess on a free loopback port; returns once it accepts requests."""
-    argv = [sys.executable, "-m", "airflow_provider_clova.testing.emulator", "--host", "127.0.0.1", "--port", "0"]
+    """Start the emulator subprocess on loopback (``port=0``: a free port); returns once it accepts requests."""
+    argv = [sys.executable, "-m", "airflow_provider_clova.testing.emulator", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--access-key", access_key, "--secret-key", secret_key, "--api-key", api_key]
     argv += ["--api-key-app-type", api_key_app_type, "--seed", str(seed)]
     argv += ["--time-scale", repr(time_scale), "--rate-window-seconds", repr(rate_window_seconds)]
@@ -275,9 +296,9 @@ def start_emulator(
     )
 
 
-def start_moto_server(startup_timeout: float = 60.0) -> MotoServer:
-    """Start ``python -m moto.server -p 0`` on loopback; werkzeug logs the port it bound."""
-    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"]
+def start_moto_server(startup_timeout: float = 60.0, port: int = 0) -> MotoServer:
+    """Start ``python -m moto.server -p PORT`` on loopback (0: a free port); werkzeug logs the port it bound."""
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     process, url, log_path = _start(argv, MOTO_READY_RE, use_stderr=True, timeout=startup_timeout, env=_child_env())
     return MotoServer(endpoint=url, process=process, log_path=log_path)
 

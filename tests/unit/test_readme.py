@@ -26,3 +26,21 @@ def test_every_error_code_is_in_the_troubleshooting_table() -> None:
 def test_every_failure_reason_is_in_the_datasets_table() -> None:
     table = _section("Tuning datasets")
     assert {code for code in FAILURE_REASONS if f"`{code}`" not in table} == set()
+
+
+def test_first_dag_parses_on_this_airflow(tmp_path: Path) -> None:
+    # The README's first DAG, exactly as printed, loads on Airflow 3 and (its import fallback) 2.11.
+    import runpy
+
+    from tests.docs_blocks import under
+
+    (block,) = under("A first DAG", "python")
+    path = tmp_path / "support_bot_tuning.py"
+    path.write_text(block.code)
+    namespace = runpy.run_path(str(path))
+    from airflow_provider_clova.operators.tuning import ClovaStudioTuningOperator
+
+    tune = namespace["tune"]
+    assert isinstance(tune, ClovaStudioTuningOperator)
+    assert tune.dag is not None and tune.dag.dag_id == "support_bot_tuning"
+    assert {t.task_id for t in tune.dag.tasks} == {"upload", "tune", "ask"}

@@ -45,7 +45,7 @@ def run_dag(tmp_path: Path, emulator: ClovaEmulator, moto_server: MotoServer, bu
     env.update(
         {
             "AIRFLOW_HOME": str(tmp_path / "airflow"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "airflow_provider_clova" / "example_dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db",
             "AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT": emulator.conn_json(limits=LIMITS),

@@ -44,7 +44,7 @@ def test_example_pipeline_runs_end_to_end(
     env.update(
         {
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "airflow_provider_clova" / "example_dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db",
             "AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT": emulator.conn_json(),

@@ -224,6 +224,12 @@ def test_config_is_frozen_and_hides_auth() -> None:
     assert SECRET_KEY not in repr(config)
 
 
+@pytest.mark.parametrize(("posted", "verify"), [("y", True), ("n", False), ("yes", True), (True, True)])
+def test_verify_accepts_what_a_form_checkbox_posts(posted: object, verify: bool) -> None:
+    # Airflow 2.11's connection form sends a ticked checkbox as "y" when its Test button is pressed.
+    assert build(password=API_KEY, extra={"verify": posted}).verify is verify
+
+
 @pytest.mark.parametrize(
     "field", ["verify", "timeout", "rate_window_seconds", "max_retries", "pool_slots", "auth_type", "app_type"]
 )

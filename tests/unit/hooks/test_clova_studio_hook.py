@@ -218,11 +218,11 @@ def _serve_connection(monkeypatch: pytest.MonkeyPatch, conn: Any) -> None:
     not Airflow's connection loading, can have registered its secrets with the masker)."""
     from airflow_provider_clova.hooks import clova_studio
 
-    async def aget(conn_id: str) -> Any:
+    async def aget(conn_id: str, hook: Any = None) -> Any:
         return conn
 
     monkeypatch.setattr(ClovaStudioHook, "get_connection", classmethod(lambda cls, conn_id: conn))
-    monkeypatch.setattr(clova_studio, "aget_connection", aget)
+    monkeypatch.setattr(clova_studio, "get_async_connection", aget)
 
 
 async def _build(path: str) -> None:
@@ -476,11 +476,11 @@ async def test_aget_async_conn_uses_the_async_connection_getter(monkeypatch: pyt
 
     seen: list[str] = []
 
-    async def fake_aget_connection(conn_id: str) -> Any:
+    async def fake_aget_connection(conn_id: str, hook: Any = None) -> Any:
         seen.append(conn_id)
         return types.SimpleNamespace(host=HOST, login=None, password=API_KEY, extra=None, schema=None, port=None)
 
-    monkeypatch.setattr(hook_module, "aget_connection", fake_aget_connection)
+    monkeypatch.setattr(hook_module, "get_async_connection", fake_aget_connection)
     hook = ClovaStudioHook(clova_conn_id="async_conn")
     client = await hook.aget_async_conn()
     try:

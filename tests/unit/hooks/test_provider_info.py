@@ -13,6 +13,7 @@ import pytest
 
 from airflow_provider_clova._compat import AIRFLOW_V_3
 from airflow_provider_clova.client.config import KNOWN_EXTRA, config_from_connection
+from airflow_provider_clova.connection_form import EXTRA_FIELDS
 from airflow_provider_clova.get_provider_info import get_provider_info
 from airflow_provider_clova.hooks.clova_studio import EXTRA_PREFIX, ClovaStudioHook, _extra_dict
 
@@ -69,17 +70,52 @@ def test_ui_behaviour_is_valid_once_airflow_converts_it(info: dict[str, Any]) ->
     if AIRFLOW_V_3:
         assert widgets == {}  # Airflow 3 builds the form from the provider info's conn-fields
     else:
-        assert set(widgets) == {"api_key", "auth_type", "app_type", "apigw_api_key"}  # the 2.11 form
+        assert set(widgets) == {spec.name for spec in EXTRA_FIELDS}  # the 2.11 form, from the same list
 
 
-def test_every_ui_field_is_a_known_extra(info: dict[str, Any]) -> None:
-    # A field the form offers must never be refused by the connection rules as unknown.
+@pytest.mark.skipif(AIRFLOW_V_3, reason="Airflow 3 builds the form from conn-fields")
+def test_airflow_2_accepts_every_form_widget() -> None:
+    # Airflow 2.11 drops a hook's whole form when one widget is of a class it does not support.
+    from airflow.providers_manager import ProvidersManager
+
+    widgets = ProvidersManager().connection_form_widgets
+    ours = {key for key in widgets if key.startswith("extra__clova_studio__")}
+    assert ours == {f"extra__clova_studio__{spec.name}" for spec in EXTRA_FIELDS}
+
+
+def test_every_known_extra_has_a_form_field(info: dict[str, Any]) -> None:
+    # A field the form offers must never be refused as unknown, and every extra the connection
+    # rules accept can be set in the form (no hand-edited JSON needed).
     fields = info["connection-types"][0]["conn-fields"]
-    assert set(fields) <= KNOWN_EXTRA
+    assert set(fields) == KNOWN_EXTRA
     for name, spec in fields.items():
         assert "label" in spec and "schema" in spec, name
     assert fields["apigw_api_key"]["schema"].get("format") == "password"
     assert fields["api_key"]["schema"].get("format") == "password"
+
+
+def test_dropdowns_offer_no_null_choice_and_label_every_value(info: dict[str, Any]) -> None:
+    # Airflow 3 shows an enum's null as the literal text "null"; the dropdown is clearable instead.
+    fields = info["connection-types"][0]["conn-fields"]
+    dropdowns = {name: spec["schema"] for name, spec in fields.items() if "enum" in spec["schema"]}
+    assert set(dropdowns) == {"auth_type", "app_type", "budget_store_fallback"}
+    for name, schema in dropdowns.items():
+        assert None not in schema["enum"], name
+        assert "null" in schema["type"], name  # empty stays allowed: the documented default applies
+        assert set(schema["values_display"]) == set(schema["enum"]), name
+    assert "Bearer" in fields["auth_type"]["description"]  # tells which credentials to choose
+
+
+def test_port_is_shown_so_the_test_button_works(info: dict[str, Any]) -> None:
+    # Airflow 3's UI posts a hidden port as 0, which the test API refuses against a stored
+    # connection without a port; a visible Port field can be cleared and is honoured.
+    behaviour = info["connection-types"][0]["ui-field-behaviour"]
+    assert "port" not in behaviour["hidden-fields"]
+    config = config_from_connection(
+        host="http://127.0.0.1", login=None, password="nv-key-abcdef", extra=None, port=8765
+    )
+    assert config.base_url == "http://127.0.0.1:8765"
+    assert info["documentation-url"].startswith("https://")
 
 
 def test_ui_saved_extras_are_accepted(info: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "example_dags"
+EXAMPLES = Path(__file__).resolve().parents[3] / "airflow_provider_clova" / "example_dags"
 
 
 def load(name: str) -> ModuleType:

@@ -20,7 +20,8 @@ import os
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_clova._compat import Asset
+from airflow.providers.common.compat.sdk import Asset
+
 from airflow_provider_clova.operators.embedding import ClovaStudioEmbeddingOperator
 
 try:  # Airflow 3
