@@ -205,7 +205,8 @@ def test_documented_command_runs_as_written() -> None:
     from airflow_provider_clova.testing.emulator.cli import build_parser, config_from_args
 
     doc = (Path(__file__).parents[2] / "docs" / "emulator.md").read_text("utf-8")
-    block = doc.split("### Start it", 1)[1].split("\n\n", 2)[1]
+    section = doc.split("### Start it", 1)[1]
+    block = next(b for b in section.split("\n\n") if b.lstrip().startswith(f"python -m {MODULE} "))
     argv = shlex.split(block.replace("\\\n", " "))
     assert argv[:3] == ["python", "-m", MODULE]
     config = config_from_args(build_parser().parse_args(argv[3:]))

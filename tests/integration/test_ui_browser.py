@@ -236,7 +236,7 @@ def test_connection_form_test_button_and_console_link(
         row.find_element(By.CSS_SELECTOR, "button[aria-label='Test Connection']").click()
         toast = find("[role='status'], [role='region'] *", "Test Connection Successful")
         browser.save_screenshot(str(ARTIFACTS / "ui-4-test-connection.png"))
-        assert f"Connected to {emulator.url} (bearer)" in browser.find_element(By.TAG_NAME, "body").text, toast.text
+        assert f"API key (Bearer) at {emulator.url}: OK" in browser.find_element(By.TAG_NAME, "body").text, toast.text
 
         # -- the console link on the finished tuning task's Details tab ----------------------
         with sqlite3.connect(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")) as db:
