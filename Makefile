@@ -6,7 +6,7 @@
 PY      := .venv/bin/python
 PY_AF2  := .venv-af2/bin/python
 
-.PHONY: demo test lint typecheck test-af3 test-af2 bench venv clean
+.PHONY: demo test lint typecheck test-af3 test-af2 bench venv redis-server clean
 
 venv:
 	@scripts/venv.sh .venv
@@ -21,7 +21,11 @@ lint: venv
 typecheck: venv
 	.venv/bin/mypy
 
-test-af3: venv
+# The budget-store tests start a real redis-server; install it when it is missing.
+redis-server:
+	@scripts/install-redis.sh
+
+test-af3: venv redis-server
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-af2:
@@ -35,6 +39,7 @@ bench: venv
 	$(PY) bench/dataset_validate.py
 	$(PY) bench/poll_economy.py
 	$(PY) bench/rate_budget.py
+	$(PY) bench/triggerer_scale.py
 
 clean:
 	rm -rf .venv .venv-af2 .demo

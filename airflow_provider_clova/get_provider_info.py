@@ -90,6 +90,7 @@ OPERATOR_MODULES = [
     "airflow_provider_clova.operators.dataset",
     "airflow_provider_clova.operators.chat",
     "airflow_provider_clova.operators.batch",
+    "airflow_provider_clova.operators.evaluation",
 ]
 TRIGGER_MODULES = ["airflow_provider_clova.triggers.tuning"]
 SENSOR_MODULES = ["airflow_provider_clova.sensors.tuning"]

@@ -33,6 +33,17 @@ across processes. Note that a burst-free limiter cannot beat ``window / (window 
 limit on this measure because it spends the first window's whole budget at t=0.
 
     python bench/rate_budget.py [--window 3] [--windows 6] [--processes 3] [--slots 3]
+
+``--deployment`` runs the scenarios of a real deployment instead (issue 12), each with and
+without the shared budget store (a real ``redis-server`` started here, ``extra.budget_store``):
+the limiter alone in one process; one task alone in the default 4-slot pool (statically it
+paces at a quarter of the budget); ten worker processes in one 10-slot pool. Goals: with the
+store a lone task >= 0.95 of the budget and ten processes >= 0.97 together with zero 429s;
+without it, zero 429s. Run it at the real 60 s window too (a few minutes per row):
+
+    python bench/rate_budget.py --deployment [--window 4] [--windows 6] [--mixes qpm,tpm]
+    python bench/rate_budget.py --deployment --qpm 80 --window 4 --windows 6
+    python bench/rate_budget.py --deployment --qpm 80 --window 60 --windows 3 --mixes qpm
 """
 
 from __future__ import annotations
@@ -65,10 +76,10 @@ GOAL_ONE, GOAL_MANY = 0.97, 0.90
 KOREAN = "하이퍼클로바엑스는네이버의대규모언어모델입니다에어플로우로배치추론을돌립니다"
 
 
-def limits_for(window: float) -> dict[str, dict[str, int]]:
+def limits_for(window: float, qpm: int = 48) -> dict[str, dict[str, int]]:
     """Budgets per window. QPM divisible by common process counts, so shares are whole requests."""
     del window
-    return {QPM_MODEL: {"qpm": 48, "tpm": 1_000_000}, TPM_MODEL: {"qpm": 600, "tpm": 24_000}}
+    return {QPM_MODEL: {"qpm": qpm, "tpm": 1_000_000}, TPM_MODEL: {"qpm": 600, "tpm": 24_000}}
 
 
 @dataclass(frozen=True)
@@ -178,25 +189,36 @@ async def _pump(requests: list[Request], send: Callable[[Request], Any], outcome
 
 
 async def run_provider(
-    url: str, mix: Mix, limits: dict[str, Any], window: float, *, share: float = 1.0, start_at: float | None = None
+    url: str,
+    mix: Mix,
+    limits: dict[str, Any],
+    window: float,
+    *,
+    share: float = 1.0,
+    start_at: float | str | None = None,
+    store: str | None = None,
 ) -> Outcome:
-    """Send ``mix`` through the provider's async client and its shared limiter."""
+    """Send ``mix`` through the provider's async client and its limiter (shared store if given)."""
     from airflow_provider_clova.client.client import AsyncClovaStudioClient
     from airflow_provider_clova.client.config import config_from_connection
 
-    config = config_from_connection(
-        host=url,
-        login=None,
-        password=API_KEY,  # chat takes the API key: signature v2 is for the tuning API only
-        extra={"limits": limits, "rate_window_seconds": window},
-    )
+    extra: dict[str, Any] = {"limits": limits, "rate_window_seconds": window}
+    if store:
+        extra["budget_store"] = store
+    # chat takes the API key: signature v2 is for the tuning API only
+    config = config_from_connection(host=url, login=None, password=API_KEY, extra=extra)
     config = replace(config, rate_share=share)
     async with AsyncClovaStudioClient(config) as client:
         # Warm up (connection, lazily imported modules) with a read that spends no budget:
         # see "Cold start" in the module docstring.
         await client.list_tuning_tasks_page(0, 1)
+        if store:  # and the store's client and scripts, with a call that books nothing
+            client._limiter_for(client._chat_call([{"role": "user", "content": "."}], mix.model, None, {})).snapshot()
+        if start_at == "stdin":  # a child of run_processes: report ready, read the common start
+            print("READY", flush=True)
+            start_at = float(await asyncio.to_thread(sys.stdin.readline))
         if start_at is not None:
-            await asyncio.sleep(max(0.0, start_at - time.time()))
+            await asyncio.sleep(max(0.0, float(start_at) - time.time()))
         outcome = Outcome(started=time.time())
 
         async def send(request: Request) -> int:
@@ -233,28 +255,52 @@ async def run_naive(url: str, mix: Mix) -> Outcome:
 
 
 def run_processes(
-    url: str, mix_key: str, processes: int, pool_size: int, window: float, windows: int
+    url: str,
+    mix_key: str,
+    processes: int,
+    pool_size: int,
+    window: float,
+    windows: int,
+    *,
+    qpm: int = 48,
+    store: str | None = None,
+    task_slots: int | None = None,
 ) -> tuple[Outcome, float]:
-    """``processes`` children, each with ``pool_size // processes`` slots of a pool of ``pool_size``."""
+    """``processes`` children, each with ``task_slots`` (default ``pool_size // processes``) slots
+    of a pool of ``pool_size``; with ``store`` they draw from the shared budget store instead."""
     from airflow_provider_clova.pools import share_for_pool
 
-    limits = limits_for(window)
+    limits = limits_for(window, qpm)
     mix = make_mixes(limits, windows)[mix_key]
-    slots = pool_size // processes
+    slots = task_slots or pool_size // processes
     share = share_for_pool(mix.model, "test", slots, limits, slots=pool_size)
-    start_at = time.time() + 4.0  # time for every child to import and connect
 
     def argv(k: int) -> list[str]:
         return [
             *(sys.executable, __file__, "--child", url, "--mix", mix_key, "--share", repr(share)),
-            *("--part", f"{k}/{processes}", "--start-at", repr(start_at)),
-            *("--window", str(window), "--windows", str(windows)),
+            *("--part", f"{k}/{processes}", "--start-at", "stdin"),
+            *("--window", str(window), "--windows", str(windows), "--qpm", str(qpm)),
+            *(("--store", store) if store else ()),
         ]
 
-    children = [subprocess.Popen(argv(k), stdout=subprocess.PIPE, text=True) for k in range(processes)]
+    children = [
+        subprocess.Popen(argv(k), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for k in range(processes)
+    ]
+    # Every child imports, connects and warms up first (seconds on a loaded machine), says
+    # READY, and only then are all told one common start time.
+    for child in children:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        if line.strip() != "READY":
+            raise RuntimeError(f"child did not get ready: {line!r}")
+    start_at = time.time() + 0.5
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(f"{start_at!r}\n")
+        child.stdin.flush()
     results = []
     for child in children:
-        out, _ = child.communicate(timeout=300)
+        out, _ = child.communicate(timeout=60 * window + 600)
         if child.returncode != 0:
             raise RuntimeError(f"child failed with {child.returncode}: {out[-2000:]}")
         results.append(json.loads(out.strip().splitlines()[-1]))
@@ -267,11 +313,13 @@ def run_processes(
 
 
 def child_main(args: argparse.Namespace) -> None:
-    limits = limits_for(args.window)
+    limits = limits_for(args.window, args.qpm)
     mix = make_mixes(limits, args.windows)[args.mix]
     k, count = (int(x) for x in args.part.split("/"))
     mine = replace(mix, requests=mix.requests[k::count])
-    outcome = asyncio.run(run_provider(args.child, mine, limits, args.window, share=args.share, start_at=args.start_at))
+    outcome = asyncio.run(
+        run_provider(args.child, mine, limits, args.window, share=args.share, start_at=args.start_at, store=args.store)
+    )
     print(
         json.dumps({"ended": outcome.ended, "served": outcome.served, "tokens": outcome.tokens, "done": outcome.done})
     )
@@ -289,6 +337,8 @@ class Row:
     budget: dict[str, int]
     window: float
     provider: bool
+    #: The share of the limit this scenario must reach (None: the default goals).
+    goal: float | None = None
 
     @property
     def elapsed(self) -> float:
@@ -338,9 +388,11 @@ def measure(emulator: Emulator, scenario: str, mix: Mix, run: Callable[[], Outco
     emulator.call("/_emulator/reset", "POST")
     outcome = run()
     stats = emulator.call("/_emulator/stats")
-    row = Row(scenario, mix, outcome, stats, info["limits"][mix.model], info["window"], info["provider"])
+    row = Row(
+        scenario, mix, outcome, stats, info["limits"][mix.model], info["window"], info["provider"], info.get("goal")
+    )
     print(
-        f"  {scenario:<34} {mix.name}: {outcome.served} requests in {row.elapsed:.2f} s, "
+        f"  {scenario:<44} {mix.name}: {outcome.served} requests in {row.elapsed:.2f} s, "
         f"{row.ratio:.3f} of the {mix.binding.upper()} limit, {row.emulator_429s} x 429",
         flush=True,
     )
@@ -350,7 +402,7 @@ def measure(emulator: Emulator, scenario: str, mix: Mix, run: Callable[[], Outco
 def report(rows: list[Row], window: float, margin: float, emulator: Emulator, limits: dict[str, Any]) -> int:
     print()
     header = (
-        f"{'scenario':<34} {'mix':<4} {'N':>4} {'elapsed':>8} {'req/limit':>9} {'tok/limit':>9} "
+        f"{'scenario':<44} {'mix':<4} {'N':>4} {'elapsed':>8} {'req/limit':>9} {'tok/limit':>9} "
         f"{'steady':>6} {'429s':>5} {'max req/win':>11} {'max tok/win':>13}"
     )
     print(header)
@@ -358,7 +410,7 @@ def report(rows: list[Row], window: float, margin: float, emulator: Emulator, li
     for row in rows:
         win = row.window_stats
         print(
-            f"{row.scenario:<34} {row.mix.name:<4} {row.outcome.served:>4} {row.elapsed:>7.2f}s "
+            f"{row.scenario:<44} {row.mix.name:<4} {row.outcome.served:>4} {row.elapsed:>7.2f}s "
             f"{row.req_ratio:>9.3f} {row.tok_ratio:>9.3f} {row.steady:>6.3f} {row.emulator_429s:>5} "
             f"{win['max_requests_in_window']:>5}/{row.budget['qpm']:<5} "
             f"{win['max_tokens_in_window']:>6}/{row.budget['tpm']:<6}"
@@ -374,7 +426,7 @@ def report(rows: list[Row], window: float, margin: float, emulator: Emulator, li
             continue
         win = row.window_stats
         over = win["max_requests_in_window"] > row.budget["qpm"] or win["max_tokens_in_window"] > row.budget["tpm"]
-        goal = GOAL_ONE if "1 process" in row.scenario else GOAL_MANY
+        goal = row.goal if row.goal is not None else GOAL_ONE if "1 process" in row.scenario else GOAL_MANY
         ok = row.ratio >= goal and row.emulator_429s == 0 and not over
         failures += not ok
         print(
@@ -403,8 +455,59 @@ def _naive(url: str, mix: Mix) -> Outcome:
     return asyncio.run(run_naive(url, mix))
 
 
-def _processes(url: str, key: str, processes: int, slots: int, window: float, windows: int) -> Outcome:
-    return run_processes(url, key, processes, slots, window, windows)[0]
+def _processes(url: str, key: str, processes: int, slots: int, window: float, windows: int, **kw: Any) -> Outcome:
+    return run_processes(url, key, processes, slots, window, windows, **kw)[0]
+
+
+def _deployment_plan(
+    url: str, store: str, mixes: dict[str, Mix], keys: list[str], window: float, windows: int, qpm: int, only: str
+) -> list[tuple[str, Mix, Callable[[], Outcome], dict[str, Any]]]:
+    """The issue-12 table: (label, mix, run, info) per row; goal None means only "0 x 429"."""
+    plan: list[tuple[str, Mix, Callable[[], Outcome], dict[str, Any]]] = []
+    for key in keys:
+        mix = mixes[key]
+        rows: list[tuple[str, Callable[[], Outcome], dict[str, Any]]] = [
+            ("1 process, limiter alone", partial(_provider, url, mix, limits_for(window, qpm), window), {"goal": 0.95}),
+        ]
+        for label, store_url, goal in (("static split", None, 0.0), ("budget store", store, 0.95)):
+            lone = partial(_processes, url, key, 1, 4, window, windows, qpm=qpm, store=store_url, task_slots=1)
+            rows.append((f"1 task alone, 4-slot pool, {label}", lone, {"goal": goal}))
+        for label, store_url, goal in (("static split", None, 0.0), ("budget store", store, 0.97)):
+            ten = partial(_processes, url, key, 10, 10, window, windows, qpm=qpm, store=store_url)
+            rows.append((f"10 processes, 10-slot pool, {label}", ten, {"goal": goal}))
+        wanted = [part for part in only.split(",") if part] or [""]
+        plan += [(label, mix, run, info) for label, run, info in rows if any(part in label for part in wanted)]
+    return plan
+
+
+def run_deployment(args: argparse.Namespace) -> int:
+    """The deployment scenarios, with and without the shared budget store (see the docstring)."""
+    from airflow_provider_clova.client.limiter import default_margin
+    from airflow_provider_clova.testing.servers import start_redis_server
+
+    window, windows, qpm = args.window, args.windows, args.qpm
+    limits = limits_for(window, qpm)
+    mixes = make_mixes(limits, windows)
+    began = time.monotonic()
+    emulator = start_emulator(limits, window)
+    redis_server = start_redis_server(password="bench-redis-pw")
+    print(f"emulator at {emulator.url}; redis at {redis_server.host}:{redis_server.port}; window {window:g} s; ")
+    print(f"limits {json.dumps(limits)}; concurrency {CONCURRENCY} per process")
+    rows: list[Row] = []
+    try:
+        keys = [key.strip() for key in args.mixes.split(",") if key.strip()]
+        for label, mix, run, extra in _deployment_plan(
+            emulator.url, redis_server.url, mixes, keys, window, windows, qpm, args.only
+        ):
+            redis_server.flush()
+            info = {"limits": limits, "window": window, "provider": True, **extra}
+            rows.append(measure(emulator, label, mix, run, **info))
+        failures = report(rows, window, default_margin(window), emulator, limits)
+    finally:
+        emulator.stop()
+        redis_server.stop()
+    print(f"bench took {time.monotonic() - began:.0f} s")
+    return 1 if failures else 0
 
 
 def main() -> int:
@@ -413,15 +516,22 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=6, help="windows of work per scenario (default 6)")
     parser.add_argument("--processes", type=int, default=3, help="processes sharing the pool (default 3)")
     parser.add_argument("--slots", type=int, default=3, help="pool size S (default 3)")
+    parser.add_argument("--deployment", action="store_true", help="the deployment scenarios, with/without the store")
+    parser.add_argument("--mixes", default="qpm,tpm", help="with --deployment: mixes to run (default qpm,tpm)")
+    parser.add_argument("--only", default="", help="with --deployment: only rows whose label has one of these (a,b)")
+    parser.add_argument("--qpm", type=int, default=48, help="QPM budget of the QPM mix per window (default 48)")
+    parser.add_argument("--store", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--mix", help=argparse.SUPPRESS)
     parser.add_argument("--share", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--part", help=argparse.SUPPRESS)
-    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child_main(args)
         return 0
+    if args.deployment:
+        return run_deployment(args)
 
     from airflow_provider_clova.client.limiter import default_margin
 

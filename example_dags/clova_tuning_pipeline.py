@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 
 from airflow_provider_clova.assets import tuned_model_asset
@@ -44,6 +44,9 @@ with DAG(
     catchup=False,
     tags=["clova", "example"],
     doc_md=__doc__,
+    # A lost worker or a passing Object Storage / CLOVA failure is retried; a retry of the tuning
+    # task reattaches to the training an earlier try submitted (nothing is billed twice).
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
 ) as dag:
     upload_dataset = ClovaStudioDatasetUploadOperator(
         task_id="upload_dataset",

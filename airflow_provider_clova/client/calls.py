@@ -13,7 +13,7 @@ from typing import Any
 from airflow_provider_clova.client.catalog import model_info
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 from airflow_provider_clova.client.models import ChatResult, TuningTask, TuningTaskPage
-from airflow_provider_clova.client.params import TUNING_FIELDS, normalize, normalize_chat_params
+from airflow_provider_clova.client.params import TUNING_FIELDS, normalize, normalize_chat_params, reject_non_finite
 
 TUNING_TASKS_PATH = "/tuning/v2/tasks"
 MAX_PAGE_SIZE = 100
@@ -203,7 +203,7 @@ def _checked_tuning_task_id(tuning_task_id: str) -> str:
 
 
 def _messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    if isinstance(messages, (str, bytes)) or not messages:
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
         raise ClovaStudioConfigError("chat: messages must be a non-empty list of {role, content} objects")
     out = []
     for index, message in enumerate(messages):
@@ -216,5 +216,6 @@ def _messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             )
         if "content" not in message:
             raise ClovaStudioConfigError(f"chat: messages[{index}] has no content")
+        reject_non_finite(f"messages[{index}]", message, "chat")
         out.append(dict(message))
     return out

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +18,7 @@ from typing import Any, Literal
 import httpx
 
 from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
+from airflow_provider_clova.client.budget_store import StoreSettings, parse_store_settings
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 from airflow_provider_clova.client.retry import RetryPolicy
 
@@ -39,6 +42,8 @@ KNOWN_EXTRA: frozenset[str] = frozenset(
         "pool_slots",
         "max_retries",
         "console_url",
+        "budget_store",
+        "budget_store_fallback",
     }
 )
 
@@ -53,7 +58,8 @@ class ClientConfig:
     base_url: str = DEFAULT_HOST
     app_type: AppType = "test"
     timeout: float = 60.0
-    verify: bool = True
+    #: TLS verification: True, False, or the absolute path of a CA bundle file or directory.
+    verify: bool | str = True
     limits: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     rate_window_seconds: float = 60.0
     rate_share: float = 1.0
@@ -62,6 +68,17 @@ class ClientConfig:
     console_url: str | None = None
     #: Slots the CLOVA pools were created with (``extra.pool_slots``); None means the default.
     pool_slots: int | None = None
+    #: The shared QPM/TPM store (``extra.budget_store``); None paces each process on its own.
+    budget_store: StoreSettings | None = None
+
+    @property
+    def pacing_share(self) -> float:
+        """The share of each budget this caller's limiter paces at.
+
+        With a budget store every task draws from the whole shared budget (the pool only caps
+        how many run at once); without one, the static pool share (``rate_share``).
+        """
+        return 1.0 if self.budget_store is not None else self.rate_share
 
     @property
     def chat_prefix(self) -> str:
@@ -76,16 +93,41 @@ def account_fingerprint(identity: str) -> str:
     return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:12]
 
 
+#: Longer strings in a wrong extra field are described, not echoed: they may be a pasted key.
+_SHOWN_STRING_LENGTH = 10
+
+
+def shown(value: Any) -> str:
+    """A wrong connection value for an error message, never a secret pasted in the wrong field.
+
+    Numbers, booleans and short words (``"yes"``, ``"bearr"``) are shown as they are, which is
+    what helps with a typo; a longer string is described by its length only.
+    """
+    if isinstance(value, str):
+        if len(value) <= _SHOWN_STRING_LENGTH and value.isascii() and not any(ch.isdigit() for ch in value):
+            return repr(value)
+        return f"a {len(value)}-character string (not shown: it may be a secret)"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    return f"a {type(value).__name__} (not shown)"
+
+
 def parse_extra(extra: str | Mapping[str, Any] | None) -> dict[str, Any]:
     """A connection's extra (JSON text, a mapping or nothing) as a dict; bad JSON raises naming it."""
     if extra in (None, ""):
         return {}
     if isinstance(extra, Mapping):
         return dict(extra)
+    if not isinstance(extra, str):
+        raise ClovaStudioConfigError(f"connection extra must be a JSON object, got {shown(extra)}")
     try:
         parsed = json.loads(extra)
     except json.JSONDecodeError as exc:
         raise ClovaStudioConfigError(f"connection extra is not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except (ValueError, RecursionError):  # a number past Python's digit limit, nesting too deep
+        raise ClovaStudioConfigError(
+            "connection extra is not valid JSON: a value is too large or nested too deeply"
+        ) from None
     if not isinstance(parsed, dict):
         raise ClovaStudioConfigError("connection extra must be a JSON object")
     return parsed
@@ -97,17 +139,30 @@ def _flag(extra: Mapping[str, Any], name: str, default: bool) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "yes", "no"}:
         return value.strip().lower() in {"true", "1", "yes"}
-    raise ClovaStudioConfigError(f"connection extra.{name} must be true or false, got {value!r}")
+    raise ClovaStudioConfigError(f"connection extra.{name} must be true or false, got {shown(value)}")
+
+
+def _verify(extra: Mapping[str, Any]) -> bool | str:
+    """``extra.verify``: true/false, or the absolute path of a CA bundle (checked when TLS is set up)."""
+    value = extra.get("verify", True)
+    if isinstance(value, str) and value.strip() and os.path.isabs(value.strip()):
+        return value.strip()
+    try:
+        return _flag(extra, "verify", True)
+    except ClovaStudioConfigError:
+        raise ClovaStudioConfigError(
+            f"connection extra.verify must be true, false or the absolute path of a CA bundle, got {shown(value)}"
+        ) from None
 
 
 def _positive(extra: Mapping[str, Any], name: str, default: float) -> float:
     value = extra.get(name, default)
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise ClovaStudioConfigError(f"connection extra.{name} must be a number, got {value!r}") from None
-    if number <= 0:
-        raise ClovaStudioConfigError(f"connection extra.{name} must be greater than 0, got {value!r}")
+    except (TypeError, ValueError, OverflowError):
+        raise ClovaStudioConfigError(f"connection extra.{name} must be a number, got {shown(value)}") from None
+    if not number > 0 or not math.isfinite(number):
+        raise ClovaStudioConfigError(f"connection extra.{name} must be a number greater than 0, got {shown(value)}")
     return number
 
 
@@ -139,10 +194,10 @@ def _max_retries(extra: Mapping[str, Any]) -> RetryPolicy:
         return RetryPolicy()
     try:
         retries = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         retries = -1
     if isinstance(value, bool) or retries < 0 or (isinstance(value, float) and not value.is_integer()):
-        raise ClovaStudioConfigError(f"connection extra.max_retries must be a whole number >= 0, got {value!r}")
+        raise ClovaStudioConfigError(f"connection extra.max_retries must be a whole number >= 0, got {shown(value)}")
     return RetryPolicy(max_attempts=retries + 1)
 
 
@@ -168,10 +223,10 @@ def _pool_slots(extra: Mapping[str, Any], where: str) -> int | None:
         return None
     try:
         slots = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         slots = 0
     if isinstance(value, bool) or slots < 1 or (isinstance(value, float) and not value.is_integer()):
-        raise ClovaStudioConfigError(f"{where}: extra.pool_slots must be a whole number >= 1, got {value!r}")
+        raise ClovaStudioConfigError(f"{where}: extra.pool_slots must be a whole number >= 1, got {shown(value)}")
     return slots
 
 
@@ -182,7 +237,7 @@ def resolve_auth_type(login: str | None, extra: Mapping[str, Any]) -> AuthType:
         return "apigw_v2" if login else "bearer"
     if auth_type not in AUTH_TYPES:
         raise ClovaStudioConfigError(
-            f"connection extra.auth_type={auth_type!r} is not valid; use one of {', '.join(AUTH_TYPES)}"
+            f"connection extra.auth_type={shown(auth_type)} is not valid; use one of {', '.join(AUTH_TYPES)}"
         )
     return auth_type  # type: ignore[no-any-return]
 
@@ -208,7 +263,7 @@ def config_from_connection(
     auth_type = resolve_auth_type(login, extras)
     app_type = extras.get("app_type", "test")
     if app_type not in APP_TYPES:
-        raise ClovaStudioConfigError(f"{where}: extra.app_type={app_type!r} is not valid; use 'test' or 'service'")
+        raise ClovaStudioConfigError(f"{where}: extra.app_type={shown(app_type)} is not valid; use 'test' or 'service'")
 
     auth: httpx.Auth
     if auth_type == "apigw_v2":
@@ -250,10 +305,11 @@ def config_from_connection(
         base_url=base_url,
         app_type=app_type,
         timeout=_positive(extras, "timeout", 60.0),
-        verify=_flag(extras, "verify", True),
+        verify=_verify(extras),
         limits=_limits(extras),
         rate_window_seconds=_positive(extras, "rate_window_seconds", 60.0),
         retry=retry,
         console_url=str(extras["console_url"]) if extras.get("console_url") else None,
         pool_slots=_pool_slots(extras, where),
+        budget_store=parse_store_settings(extras.get("budget_store"), extras.get("budget_store_fallback"), where),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import time
 from typing import Any
 
@@ -24,46 +25,73 @@ from airflow_provider_clova.client.errors import (
 SUCCESS_CODE = "20000"
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds to wait: either delta-seconds or an HTTP date."""
+def parse_retry_after(value: str | None, *, now: float | None = None, cap: float | None = None) -> float | None:
+    """``Retry-After`` as seconds to wait: either delta-seconds or an HTTP date; None if unusable.
+
+    ``cap`` bounds the answer (the clients pass one budget window): a header like ``1e308``
+    or a date years ahead must not stall every caller of an account. Negative values count as
+    "now"; NaN, infinities and text that is neither form are ignored.
+    """
     if not value:
         return None
     value = value.strip()
+    seconds: float | None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
+        seconds = _seconds_until(value, time.time() if now is None else now)
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    seconds = max(0.0, seconds)
+    return seconds if cap is None else min(seconds, cap)
+
+
+def _seconds_until(value: str, now: float) -> float | None:
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return when.timestamp() - now
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _decode(response: httpx.Response) -> Any:
+    """The body as JSON, or None. Strict JSON only: no NaN/Infinity; nesting too deep to
+    parse counts as "not JSON" (a typed, retried answer) instead of a ``RecursionError``."""
     try:
-        return json.loads(response.content) if response.content else None
-    except ValueError:
+        return json.loads(response.content, parse_constant=_no_constants) if response.content else None
+    except (ValueError, RecursionError):
         return None
 
 
+def _text(value: Any) -> str | None:
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
 def _status_of(body: Any) -> tuple[str | None, str | None]:
-    """(code, message) from either envelope shape, or (None, None)."""
+    """(code, message) from either envelope shape, or (None, None). Non-text fields are ignored."""
     if not isinstance(body, dict):
         return None, None
     status = body.get("status")
     if isinstance(status, dict) and "code" in status:
-        return str(status.get("code")), status.get("message")
+        return _text(status.get("code")), _text(status.get("message"))
     error = body.get("error")
     if isinstance(error, dict):
-        return str(error.get("errorCode")) if error.get("errorCode") is not None else None, error.get("message")
+        return _text(error.get("errorCode")), _text(error.get("message"))
     return None, None
 
 
-def parse_response(response: httpx.Response, *, request_id: str | None = None) -> Any:
-    """The ``result`` of a successful answer (None for status-only answers), else raise."""
+def parse_response(
+    response: httpx.Response, *, request_id: str | None = None, max_retry_after: float | None = None
+) -> Any:
+    """The ``result`` of a successful answer (None for status-only answers), else raise.
+
+    Raises only ``ClovaStudioApiError`` subclasses, whatever the body. ``max_retry_after``
+    caps a 429's ``Retry-After`` (see :func:`parse_retry_after`).
+    """
     request = response.request
     where = {"method": request.method, "path": request.url.path} if request is not None else {}
     body = _decode(response)
@@ -90,7 +118,7 @@ def parse_response(response: httpx.Response, *, request_id: str | None = None) -
     if cls is ClovaStudioRateLimitError:
         raise ClovaStudioRateLimitError(
             text,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            retry_after=parse_retry_after(response.headers.get("Retry-After"), cap=max_retry_after),
             http_status=http_status,
             code=code,
             request_id=request_id,

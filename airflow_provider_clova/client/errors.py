@@ -194,8 +194,13 @@ class ClovaStudioUnknownOutcomeError(ClovaStudioApiError):
     """A create may or may not have happened (read timeout, 5xx, dropped reply).
 
     Raised instead of retrying blindly, so the caller can reconcile by listing tasks
-    (the tuning operator does) and never bill a second training.
+    (the tuning operator does) and never bill a second training. ``retry_after`` carries a
+    429's ``Retry-After`` (seconds), for the pause before creating again.
     """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class ClovaStudioResponseError(ClovaStudioApiError):
@@ -211,6 +216,14 @@ class ClovaStudioBudgetError(ClovaStudioError):
     kind = "budget"
 
 
+class ClovaStudioBudgetStoreError(ClovaStudioError):
+    """The shared budget store (``extra.budget_store``) cannot be reached or used.
+
+    Raised instead of pacing without it, which could spend more than the account's budget;
+    the message names the store (password masked) and the fix.
+    """
+
+
 class ClovaStudioTuningFailedError(ClovaStudioError):
     """A tuning task ended FAILED; carries the service's failureReason and a fix."""
 
@@ -218,6 +231,10 @@ class ClovaStudioTuningFailedError(ClovaStudioError):
         self.task_id = task_id
         self.failure_reason = failure_reason
         super().__init__(message)
+
+
+class ClovaStudioStorageError(ClovaStudioError):
+    """Object Storage failed to answer (5xx, throttling, network) where the provider needed it."""
 
 
 class ClovaStudioDatasetError(ClovaStudioError):
@@ -250,4 +267,12 @@ class ClovaStudioBatchFailedError(ClovaStudioError):
 
     def __init__(self, message: str, summary: Mapping[str, Any]) -> None:
         self.summary = dict(summary)
+        super().__init__(message)
+
+
+class ClovaStudioEvaluationGateError(ClovaStudioError):
+    """No challenger passed an evaluation's gate (raised only with ``fail_on_gate=True``); the result is attached."""
+
+    def __init__(self, message: str, result: Mapping[str, Any]) -> None:
+        self.result = dict(result)
         super().__init__(message)

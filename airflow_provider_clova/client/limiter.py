@@ -173,7 +173,48 @@ def _check_positive(name: str, value: float) -> float:
     return float(value)
 
 
-class RateLimiter:
+class PacedWindow:
+    """The budget, window and margin a limiter paces against, checked in one place.
+
+    Shared by :class:`RateLimiter` (one process) and the budget store's limiter (one budget
+    for every process): both enforce the same rolling window of ``window + margin``.
+    """
+
+    _budget: Budget
+    _window: float
+    _margin: float
+    _margin_given: float | None
+
+    def _check_window(self, budget: Budget, window_seconds: float) -> tuple[Budget, float, float]:
+        """``(budget, window, margin)`` validated; raises naming the wrong value."""
+        if not isinstance(budget, Budget):
+            raise ClovaStudioConfigError(f"budget must be a Budget, got {budget!r}")
+        window = _check_positive("window_seconds", window_seconds)
+        margin = default_margin(window) if self._margin_given is None else float(self._margin_given)
+        if not 0.0 <= margin < window:
+            raise ClovaStudioConfigError(f"margin_seconds must be in [0, window_seconds), got {margin!r}")
+        return budget, window, margin
+
+    @property
+    def budget(self) -> Budget:
+        """The budget as configured (before share and slowdown)."""
+        return self._budget
+
+    @property
+    def window_seconds(self) -> float:
+        return self._window
+
+    @property
+    def margin_seconds(self) -> float:
+        return self._margin
+
+    @property
+    def span_seconds(self) -> float:
+        """Length of the window the limiter enforces: window + margin."""
+        return self._window + self._margin
+
+
+class RateLimiter(PacedWindow):
     """Paces requests so that no rolling window exceeds a :class:`Budget` (see module doc).
 
     ``share`` (0 < share <= 1) scales the budget, e.g. ``pool_slots / pool size`` for a task
@@ -227,9 +268,7 @@ class RateLimiter:
     # ---------------------------------------------------------------- configuration
 
     def _configure(self, budget: Budget, window_seconds: float, share: float) -> None:
-        if not isinstance(budget, Budget):
-            raise ClovaStudioConfigError(f"budget must be a Budget, got {budget!r}")
-        window = _check_positive("window_seconds", window_seconds)
+        budget, window, margin = self._check_window(budget, window_seconds)
         share = _check_positive("share", share)
         if share > 1.0:
             raise ClovaStudioConfigError(f"share must be in (0, 1], got {share!r}")
@@ -238,9 +277,6 @@ class RateLimiter:
                 f"{self.name}: share {share:.4g} of {budget.qpm} QPM leaves less than one request per "
                 "window; use fewer pool slots (extra.pool_slots) or a larger share"
             )
-        margin = default_margin(window) if self._margin_given is None else float(self._margin_given)
-        if not 0.0 <= margin < window:
-            raise ClovaStudioConfigError(f"margin_seconds must be in [0, window_seconds), got {margin!r}")
         self._budget, self._window, self._share, self._margin = budget, window, share, margin
 
     def reconfigure(
@@ -256,26 +292,8 @@ class RateLimiter:
             )
 
     @property
-    def budget(self) -> Budget:
-        """The budget as configured (before share and slowdown)."""
-        return self._budget
-
-    @property
     def share(self) -> float:
         return self._share
-
-    @property
-    def window_seconds(self) -> float:
-        return self._window
-
-    @property
-    def margin_seconds(self) -> float:
-        return self._margin
-
-    @property
-    def span_seconds(self) -> float:
-        """Length of the window the limiter enforces: window + margin."""
-        return self._window + self._margin
 
     @property
     def effective_budget(self) -> Budget:
@@ -462,7 +480,8 @@ class RateLimiter:
     def on_rate_limited(self, retry_after: float | None = None, *, reservation: Reservation | None = None) -> None:
         """The service answered 429 (42900/42901): slow down every caller of this limiter.
 
-        ``retry_after`` (seconds, from the ``Retry-After`` header) sets the pause; otherwise
+        ``retry_after`` (seconds, from the ``Retry-After`` header, at most one window: the budget
+        is whole again by then whatever the header says) sets the pause; otherwise
         1, 2, 4 ... seconds for consecutive episodes, up to one window. Passing the refused
         ``reservation`` lets the limiter tell a new episode from late reports of the same one.
         """
@@ -475,7 +494,7 @@ class RateLimiter:
             else None
         )
         if given is not None:
-            given = min(given, 5 * self._window)
+            given = min(given, self._window)
         with self._lock:
             self._version += 1
             now = self._clock()

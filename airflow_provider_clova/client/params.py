@@ -7,8 +7,8 @@ camelCase names or Python's snake_case (``max_tokens`` -> ``maxTokens``).
 
 from __future__ import annotations
 
-import contextlib
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,26 +40,78 @@ class Field:
     def check(self, name: str, value: Any, where: str) -> Any:
         if value is None:
             return None
-        shown = "***" if self.secret else repr(value)
+        shown = "***" if self.secret else _shown(value)
+        invalid = f"{where}: {name}={shown} is not valid; expected {self.describe()}"
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
         if isinstance(value, bool) and bool not in kinds:
-            raise ClovaStudioConfigError(f"{where}: {name}={shown} is not valid; expected {self.describe()}")
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            raise ClovaStudioConfigError(invalid)
         if int in kinds and isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
+            value = _parsed(int, value, value)
         if float in kinds and isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                value = float(value)
+            value = _parsed(float, value, value)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = _parsed(float, value, None)
+            if value is None:
+                raise ClovaStudioConfigError(f"{where}: {name}={shown} is out of range; expected {self.describe()}")
         if not isinstance(value, kinds):
-            raise ClovaStudioConfigError(f"{where}: {name}={shown} is not valid; expected {self.describe()}")
+            raise ClovaStudioConfigError(invalid)
+        reject_non_finite(name, value, where)
         if self.choices and value not in self.choices:
-            raise ClovaStudioConfigError(f"{where}: {name}={shown} is not valid; expected {self.describe()}")
+            raise ClovaStudioConfigError(invalid)
         if self.low is not None and isinstance(value, (int, float)):
             too_low = value <= self.low if self.low_open else value < self.low
             if too_low or (self.high is not None and value > self.high):
-                raise ClovaStudioConfigError(f"{where}: {name}={value!r} is out of range; expected {self.describe()}")
+                shown = "***" if self.secret else _shown(value)
+                raise ClovaStudioConfigError(f"{where}: {name}={shown} is out of range; expected {self.describe()}")
         return value
+
+
+def _parsed(kind: type, value: Any, fallback: Any) -> Any:
+    """``kind(value)``, or ``fallback`` when it cannot be converted (too long, too large, not a number)."""
+    try:
+        return kind(value)
+    except (ValueError, OverflowError):
+        return fallback
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value for an error message: its repr, shortened (a pasted document is not echoed whole)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # ints past the digit limit, very deep containers
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def reject_non_finite(name: str, value: Any, where: str, *, _depth: int = 0) -> None:
+    """Raise naming the field when ``value`` is or holds NaN or an infinity.
+
+    JSON has no such numbers: the request could not even be encoded, so say which field holds
+    one instead of failing later in the encoder with a bare ``ValueError``.
+    """
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ClovaStudioConfigError(
+                f"{where}: {name}={value!r} is not a finite number. Fix: give a real number (JSON has no NaN or "
+                "Infinity)"
+            )
+        return
+    if isinstance(value, (str, int)) or value is None:
+        return
+    if _depth > MAX_NESTING:
+        raise ClovaStudioConfigError(
+            f"{where}: {name} is nested more than {MAX_NESTING} levels deep. Fix: flatten the value"
+        )
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            reject_non_finite(f"{name}.{key}", item, where, _depth=_depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            reject_non_finite(f"{name}[{index}]", item, where, _depth=_depth + 1)
+
+
+#: Deeper parameter values (tools, responseFormat schemas) are refused rather than walked.
+MAX_NESTING = 64
 
 
 _NUM = (int, float)
@@ -120,6 +172,8 @@ def normalize(params: Mapping[str, Any], fields: Mapping[str, Field], *, where: 
     """Check ``params`` against ``fields``; return them with API names, None values dropped."""
     out: dict[str, Any] = {}
     for raw_name, value in params.items():
+        if not isinstance(raw_name, str):
+            raise ClovaStudioConfigError(f"{where}: parameter names must be strings, got {_shown(raw_name)}")
         name = camel_case(raw_name)
         spec = fields.get(name)
         if spec is None:

@@ -16,11 +16,25 @@ end is still seen at most ``poll_interval`` late unless the job finishes more th
 fast as both predictions. Waiting (WAIT) and running without progress are polled every
 ``poll_interval``. Errors that are worth retrying back off exponentially up to
 ``max_poll_interval``; the deadline is monotonic.
+
+Jitter: a thousand waits started together (a mapped tuning sweep, a triggerer restart) must
+not poll in lockstep. ``begin()`` pauses for ``first_delay()``, uniform over
+``[0, first_poll_spread * poll_interval)``, before the first fetch of every driver of the loop
+(a sensor's poke has no such pause), and every later pause is shortened by a random fraction
+below ``jitter`` (default 10 %, in ``_pace``), so waits that once lined up drift apart again.
+Jitter only ever shortens a pause: completion is still seen within one ``poll_interval``, at
+the price of at most ``1 / (1 - jitter)`` times the polls.
+
+The deadline is checked around every poll attempt: ``_poll`` stops before a fetch once it has
+passed, the fetch hands ``client_deadline()`` to the client so its retries inside that one
+poll (and each attempt's wait for an answer) stop there too, and ``step`` stops after it. So a
+wait never answers after its deadline because retries carried one poll past it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +54,13 @@ from airflow_provider_clova.datasets import fix_for
 EventStatus = Literal["success", "failed", "timeout", "error"]
 T = TypeVar("T")
 
+_RANDOM = random.Random()
+
+
+def uniform_fraction() -> float:
+    """The default jitter source: uniform in [0, 1) from this module's own generator."""
+    return _RANDOM.random()
+
 
 @dataclass(frozen=True)
 class PollPolicy:
@@ -48,12 +69,20 @@ class PollPolicy:
     poll_interval: float = 30.0
     max_poll_interval: float = 900.0
     max_consecutive_errors: int = 20
+    #: Each pause is shortened by a random fraction in ``[0, jitter)``; 0 turns jitter off.
+    jitter: float = 0.1
+    #: The first poll comes after a random pause in ``[0, first_poll_spread * poll_interval)``.
+    first_poll_spread: float = 1.0
 
     def __post_init__(self) -> None:
         if self.poll_interval <= 0:
             raise ValueError("poll_interval must be greater than 0")
         if self.max_poll_interval < self.poll_interval:
             raise ValueError("max_poll_interval must be at least poll_interval")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
+        if not 0 <= self.first_poll_spread <= 1:
+            raise ValueError("first_poll_spread must be in [0, 1]")
 
     @classmethod
     def clamped(cls, poll_interval: float, max_poll_interval: float) -> PollPolicy:
@@ -171,6 +200,8 @@ class TuningPoller:
     # in ``wait_sync``, so both always come from the same ``time`` module.
     clock: Callable[[], float] = field(default_factory=lambda: time.monotonic)
     log: Callable[[str], None] = lambda line: None
+    #: Uniform random numbers in [0, 1) for the jitter (a seeded ``Random().random`` in tests).
+    rng: Callable[[], float] = uniform_fraction
     polls: int = 0
     _last_line: str | None = field(default=None, repr=False)
     _errors: int = field(default=0, repr=False)
@@ -234,10 +265,13 @@ class TuningPoller:
     async def _poll(self, fetch: Callable[[], Awaitable[TuningTask]]) -> PollEvent | Sleep:
         """One poll attempt and the decision on its outcome.
 
-        Every fetch of every driver runs here and nowhere else: the one place for a wait
-        deadline checked around each attempt, including the client's retries inside it
-        (e.g. hand the fetch the time left so those retries stop at the deadline).
+        Every fetch of every driver runs here and nowhere else: no fetch starts once the
+        deadline has passed (the drivers' fetches pass ``client_deadline()`` to the client, so
+        its retries inside the fetch stop at it too).
         """
+        expired = self.expired()
+        if expired is not None:
+            return expired
         outcome: TuningTask | BaseException
         try:
             outcome = await fetch()
@@ -245,10 +279,24 @@ class TuningPoller:
             outcome = exc
         return self.step(outcome)
 
+    # -- the deadline ----------------------------------------------------------------------
+    def expired(self) -> PollEvent | None:
+        """The timeout event once the deadline has passed (checked before every fetch)."""
+        if self.deadline is None or self.clock() < self.deadline:
+            return None
+        return PollEvent("timeout", self.task_id, self._timeout_message(), self._snapshot())
+
+    def client_deadline(self) -> float | None:
+        """The deadline on ``time.monotonic``'s scale, for the client's ``deadline=`` (its
+        attempts and retries inside one fetch stop there); None when the wait has none."""
+        if self.deadline is None:
+            return None
+        return time.monotonic() + (self.deadline - self.clock())
+
     # -- the decisions ---------------------------------------------------------------------
     def begin(self) -> Sleep:
-        """The pause before the first poll: none, the first look is immediate (``_pace`` may spread it)."""
-        return Sleep(self._pace(0.0))
+        """The pause before the first poll: ``first_delay()``, so waits started together start apart."""
+        return Sleep(self.first_delay())
 
     def step(self, outcome: TuningTask | BaseException) -> PollEvent | Sleep:
         """Feed one fetch result; get the next action."""
@@ -274,6 +322,13 @@ class TuningPoller:
                 outcome.to_dict(),
             )
         return self._sleep(self.next_delay(outcome, now), now)
+
+    def first_delay(self) -> float:
+        """The random pause before the first poll, so waits started together start apart."""
+        delay = self.rng() * self.policy.first_poll_spread * self.policy.poll_interval
+        if self.deadline is not None:
+            delay = max(0.0, min(delay, self.deadline - self.clock()))
+        return delay
 
     def next_delay(self, task: TuningTask, now: float) -> float:
         """Adaptive delay for a task that is not finished (see the module docstring)."""
@@ -327,10 +382,10 @@ class TuningPoller:
         return self._sleep(backoff, now)
 
     def _pace(self, delay: float) -> float:
-        """Every pause of the loop passes here, the first one (``begin``) included: the one
-        place to spread the polls of many waits (bounded jitter) so they do not poll in
-        lockstep. The deadline clamp in ``_sleep`` applies after it."""
-        return delay
+        """Every pause after a poll passes here: shortened by a random fraction below
+        ``jitter``, never lengthened (see the module docstring). The first pause is
+        ``first_delay``; the deadline clamp in ``_sleep`` applies after this."""
+        return delay * (1.0 - self.policy.jitter * self.rng())
 
     def _sleep(self, delay: float, now: float) -> PollEvent | Sleep:
         delay = self._pace(delay)

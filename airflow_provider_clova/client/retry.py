@@ -3,9 +3,10 @@
 Follows the error table of clova-studio-api.md: rate limits, timeouts, server errors and
 network failures are retried with exponential backoff and full jitter, honouring
 ``Retry-After``; bad requests and auth errors are not. A call that creates something (a
-tuning task) is retried only when the server cannot have acted on it: a 429 or a failed
-connect. Any other failure of a create is an unknown outcome, raised for the caller to
-reconcile rather than risking a second billed training.
+tuning task) is retried only when the server provably never saw it: a failed connect. Any
+other failure of a create, a 429 included (a gateway may refuse the reply of a create the
+service already made), is an unknown outcome, raised for the caller to reconcile by listing
+rather than risking a second billed training.
 """
 
 from __future__ import annotations
@@ -42,9 +43,7 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 
 
 def server_cannot_have_acted(exc: BaseException) -> bool:
-    """True when a failed request provably did nothing on the server."""
-    if isinstance(exc, ClovaStudioRateLimitError):
-        return True
+    """True when a failed request provably never reached the server (the connect failed)."""
     return isinstance(exc, ClovaStudioTransportError) and not exc.request_sent
 
 
@@ -91,20 +90,41 @@ class _StopAfterElapsed(tenacity.stop.stop_base):
         return time.monotonic() - start >= self._seconds
 
 
+class _StopAtDeadline(tenacity.stop.stop_base):
+    """Stop when the next attempt would start at or after ``deadline`` (``time.monotonic``).
+
+    A caller that must be done by some time (a tuning wait with a ``timeout``) passes its
+    deadline down, so retries inside one call cannot carry it past (the backoff is counted:
+    tenacity computes the upcoming sleep before asking ``stop``).
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        upcoming = float(getattr(retry_state, "upcoming_sleep", 0.0) or 0.0)
+        return time.monotonic() + upcoming >= self._deadline
+
+
 def should_retry(exc: BaseException, policy: RetryPolicy, *, idempotent: bool) -> bool:
     """Whether a failed first attempt goes on to the retry loop at all."""
     return policy.max_attempts > 1 and is_retryable(exc, idempotent=idempotent)
 
 
-def retry_kwargs(policy: RetryPolicy, *, idempotent: bool, started_at: float | None = None) -> dict[str, Any]:
+def retry_kwargs(
+    policy: RetryPolicy, *, idempotent: bool, started_at: float | None = None, deadline: float | None = None
+) -> dict[str, Any]:
     """Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying``; the same for both.
 
     ``started_at`` (``time.monotonic()``) is when the call's first attempt began, if that was
-    before the retry loop was entered; ``max_elapsed_seconds`` is counted from it.
+    before the retry loop was entered; ``max_elapsed_seconds`` is counted from it. ``deadline``
+    (``time.monotonic()`` scale) ends the retries before an attempt that would start after it.
     """
+    stop = tenacity.stop_after_attempt(policy.max_attempts) | _StopAfterElapsed(policy.max_elapsed_seconds, started_at)
+    if deadline is not None:
+        stop = stop | _StopAtDeadline(deadline)
     return {
-        "stop": tenacity.stop_after_attempt(policy.max_attempts)
-        | _StopAfterElapsed(policy.max_elapsed_seconds, started_at),
+        "stop": stop,
         "wait": _WaitRetryAfterOrJitter(policy),
         "retry": tenacity.retry_if_exception(lambda exc: is_retryable(exc, idempotent=idempotent)),
         "reraise": True,

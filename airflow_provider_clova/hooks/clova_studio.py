@@ -3,7 +3,8 @@
 The hook owns nothing about HTTP or CLOVA's rules (the core does); it reads the connection,
 validates it through the core's ``config_from_connection``, registers the secrets with
 Airflow's masker, and hands out the sync client (``get_conn``) or the async one for triggers
-(``aget_async_conn``). Methods return the core's typed models.
+(``aget_conn``), both pooled and shared per connection (see ``client.pool``). Methods return
+the core's typed models.
 """
 
 from __future__ import annotations
@@ -61,18 +62,21 @@ class ClovaStudioHook(BaseHook):
     # -- connection --------------------------------------------------------------------
     @staticmethod
     def _secrets_of(conn: Any) -> list[Any]:
-        """The values to register with the log masker: the password and the gateway key.
+        """The values to register with the log masker: the password, the gateway key and the
+        budget store's password.
 
         The password comes first and never depends on the extra parsing, so it is masked even
         when the rest of the connection is invalid.
         """
+        from airflow_provider_clova.client.budget_store import store_secrets
         from airflow_provider_clova.client.errors import ClovaStudioConfigError
 
         try:
-            gateway_key = _extra_dict(conn).get("apigw_api_key")
+            extra = _extra_dict(conn)
         except ClovaStudioConfigError:
-            gateway_key = None
-        return [conn.password, gateway_key]
+            extra = {}
+        store = extra.get("budget_store")
+        return [conn.password, extra.get("apigw_api_key"), *(store_secrets(store) if isinstance(store, str) else [])]
 
     def _config_from(self, conn: Any) -> ClientConfig:
         """Validated settings; the caller has registered the connection's secrets first."""
@@ -113,13 +117,29 @@ class ClovaStudioHook(BaseHook):
 
     def with_pool_share(self, operator: Any, model: str) -> ClovaStudioHook:
         """This hook, or one pacing at ``operator``'s share of ``model``'s budget when the
-        operator runs in the model's CLOVA pool (``pools.pool_rate_share``); logs the share."""
+        operator runs in the model's CLOVA pool (``pools.pool_rate_share``); logs the share.
+
+        With a budget store the share is kept only for the static fallback: the store paces
+        the whole budget (``ClientConfig.pacing_share``) and the pool caps concurrency.
+        """
         from airflow_provider_clova.pools import pool_rate_share
 
         pool, slots = getattr(operator, "pool", None), int(getattr(operator, "pool_slots", 1) or 1)
         share = pool_rate_share(model, self.config, pool, slots)
         if share == self.rate_share:
             return self
+        store = self.config.budget_store
+        if store is not None:
+            operator.log.info(
+                "task runs in pool %r: the budget store %s paces the whole %s budget for every task; the pool "
+                "caps how many run at once (static share %.1f%% only if the store is down and "
+                "extra.budget_store_fallback is static)",
+                pool,
+                store.display,
+                model,
+                100 * share,
+            )
+            return self.with_rate_share(share)
         operator.log.info(
             "task runs in pool %r with %s slot(s): pacing at %.1f%% of the %s budget",
             pool,
@@ -130,40 +150,47 @@ class ClovaStudioHook(BaseHook):
         return self.with_rate_share(share)
 
     def get_conn(self) -> ClovaStudioClient:
-        """The configured sync client (one per hook, pooled connections)."""
+        """The process's pooled sync client for this connection, shared by every hook on it
+        (so chat and batch tasks reuse one SSL context and one connection pool)."""
         return self._client
 
     @cached_property
     def _client(self) -> ClovaStudioClient:
-        from airflow_provider_clova.client.client import ClovaStudioClient
+        from airflow_provider_clova.client.pool import shared_client
 
-        return ClovaStudioClient(self.config)
+        return shared_client(self.config)
 
-    async def aget_async_conn(self) -> AsyncClovaStudioClient:
-        """A new async client; the connection is fetched without blocking the event loop.
+    async def aget_conn(self) -> AsyncClovaStudioClient:
+        """The running event loop's pooled async client for this connection.
 
-        The caller owns it: ``async with await hook.aget_async_conn() as client: ...``.
+        Every trigger on the same connection in one triggerer shares it (one SSL context,
+        one connection pool); the pool closes it when the loop ends, so callers never close
+        it (its ``aclose()`` is a no-op). The connection is read without blocking the loop.
         """
-        from airflow_provider_clova.client.client import AsyncClovaStudioClient
+        from airflow_provider_clova.client.pool import ashared_client
 
         conn = await aget_connection(self.clova_conn_id)
         for secret in self._secrets_of(conn):
             await amask_secret(secret)
-        return AsyncClovaStudioClient(self._config_from(conn))
+        return await ashared_client(self._config_from(conn))
+
+    async def aget_async_conn(self) -> AsyncClovaStudioClient:
+        """The same shared client as ``aget_conn`` (kept for callers that use
+        ``async with await hook.aget_async_conn() as client``: closing it is a no-op)."""
+        return await self.aget_conn()
 
     def close(self) -> None:
-        """Close the pooled HTTP connections of the sync client, if one was made."""
-        if "_client" in self.__dict__:
-            self._client.close()
-            del self.__dict__["_client"]
+        """Let go of the shared sync client (it stays open for other hooks; closed at exit)."""
+        self.__dict__.pop("_client", None)
 
     # -- tuning ------------------------------------------------------------------------
     def create_tuning_task(self, model: str, dataset: TuningDataset | None = None, **fields: Any) -> TuningTask:
         """POST /tuning/v2/tasks with the documented fields (snake_case or camelCase)."""
         return self.get_conn().create_tuning_task(model, dataset, **fields)
 
-    def get_tuning_task(self, task_id: str) -> TuningTask:
-        return self.get_conn().get_tuning_task(task_id)
+    def get_tuning_task(self, task_id: str, *, deadline: float | None = None) -> TuningTask:
+        """GET one task; ``deadline`` (``time.monotonic`` scale) bounds the call and its retries."""
+        return self.get_conn().get_tuning_task(task_id, deadline=deadline)
 
     def list_tuning_tasks(self) -> Iterator[TuningTask]:
         """Every tuning task of the account, page by page."""
@@ -198,8 +225,8 @@ class ClovaStudioHook(BaseHook):
 
     # -- async twins (for triggers) ----------------------------------------------------
     async def aget_tuning_task(self, task_id: str) -> TuningTask:
-        async with await self.aget_async_conn() as client:
-            return await client.get_tuning_task(task_id)
+        client = await self.aget_conn()
+        return await client.get_tuning_task(task_id)
 
     async def achat_completion(
         self,
@@ -208,12 +235,12 @@ class ClovaStudioHook(BaseHook):
         task_id: str | None = None,
         **params: Any,
     ) -> ChatResult:
-        async with await self.aget_async_conn() as client:
-            return await client.chat_completion(messages, model=model, task_id=task_id, **params)
+        client = await self.aget_conn()
+        return await client.chat_completion(messages, model=model, task_id=task_id, **params)
 
     async def acount_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
-        async with await self.aget_async_conn() as client:
-            return await client.count_tokens(messages, model)
+        client = await self.aget_conn()
+        return await client.count_tokens(messages, model)
 
     # -- UI ----------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:

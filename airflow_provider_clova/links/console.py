@@ -2,6 +2,11 @@
 
 The operator stores the full URL in XCom before it starts waiting, so the button works while
 the training runs and for every later look at the task instance.
+
+At the end of every try Airflow 3's task runner asks the link again, in the worker, with the
+operator that just ran. That operator knows its URL (``""`` when it failed before submitting),
+so the link answers from it instead of reading an XCom that was never written: a missing XCom
+is logged as an error by the SDK and would look like a second failure.
 """
 
 from __future__ import annotations
@@ -32,7 +37,13 @@ class ClovaStudioTuningConsoleLink(BaseOperatorLink):
     def xcom_key(self) -> str:
         return self.key
 
+    #: Attribute the operator sets in ``execute`` (the URL, or "" before a job exists).
+    operator_attr = "tuning_console_url"
+
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        known = getattr(operator, self.operator_attr, None)
+        if isinstance(known, str):
+            return known
         if AIRFLOW_V_3:
             from airflow.sdk.execution_time.xcom import XCom
         else:
@@ -41,5 +52,7 @@ class ClovaStudioTuningConsoleLink(BaseOperatorLink):
         return str(url) if url else ""
 
     @classmethod
-    def persist(cls, context: Context, url: str) -> None:
+    def persist(cls, context: Context, url: str, operator: Any = None) -> None:
         context["ti"].xcom_push(key=cls.key, value=url)
+        if operator is not None:
+            setattr(operator, cls.operator_attr, url)

@@ -16,6 +16,39 @@ if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 
+#: HEAD answers that say "no such object or bucket": a definite answer, unlike a 5xx or a reset.
+_MISSING = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
+
+
+#: How to create a bucket in NAVER Cloud's region: boto3 sends no LocationConstraint by default,
+#: which only us-east-1 accepts (the error is IllegalLocationConstraintException).
+CREATE_BUCKET_HINT = (
+    's3.create_bucket(Bucket=..., CreateBucketConfiguration={"LocationConstraint": "kr-standard"}) '
+    "or create it in the NAVER Cloud console"
+)
+
+
+def require_location(where: str, **fields: Any) -> None:
+    """Raise naming the field when a bucket or key is empty (e.g. a template that rendered to '')."""
+    from airflow_provider_clova.client.errors import ClovaStudioConfigError
+
+    for name, value in fields.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ClovaStudioConfigError(
+                f"{where}: {name}={value!r} is empty. Fix: give the Object Storage {name.replace('_', ' ')} "
+                "(check the template or variable it comes from)"
+            )
+
+
+def no_such_bucket(bucket: str, where: str) -> Exception:
+    from airflow_provider_clova.client.errors import ClovaStudioDatasetError
+
+    return ClovaStudioDatasetError(
+        f"file.noexist: bucket {bucket!r} does not exist ({where}). Fix: check the bucket name and the "
+        f"connection's endpoint_url, or create the bucket first: {CREATE_BUCKET_HINT}"
+    )
+
+
 def s3_hook(conn_id: str) -> S3Hook:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -36,29 +69,72 @@ def credentials(conn_id: str) -> tuple[str, str]:
 
 
 def open_object(conn_id: str, bucket: str, key: str) -> tuple[Any, int | None]:
-    """A streaming body (``.read(n)``) of ``s3://bucket/key`` and its size; raises if missing."""
-    from botocore.exceptions import ClientError
+    """A streaming body (``.read(n)``) of ``s3://bucket/key`` and its size; raises if missing.
 
-    from airflow_provider_clova.client.errors import ClovaStudioDatasetError
+    A missing bucket or key is the user's to fix (``ClovaStudioDatasetError``, file.noexist); a
+    failing Object Storage (5xx, network) is a ``ClovaStudioStorageError`` the next try repeats.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    client = s3_hook(conn_id).get_conn()
+    from airflow_provider_clova.client.errors import ClovaStudioDatasetError, ClovaStudioStorageError
+
     try:
-        answer = client.get_object(Bucket=bucket, Key=key)
+        answer = s3_hook(conn_id).get_conn().get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        raise ClovaStudioDatasetError(
-            f"file.noexist: cannot read dataset s3://{bucket}/{key} ({code or exc}). "
-            "Fix: upload the dataset first, and check the bucket, key and the connection's permissions"
+        code = str(exc.response.get("Error", {}).get("Code", "") or "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code == "NoSuchBucket":
+            raise no_such_bucket(bucket, f"dataset s3://{bucket}/{key}") from None
+        if code in _MISSING or status == 404 or status == 403:
+            raise ClovaStudioDatasetError(
+                f"file.noexist: cannot read dataset s3://{bucket}/{key} ({code or status}). "
+                "Fix: upload the dataset first, and check the bucket, key and the connection's permissions"
+            ) from None
+        raise ClovaStudioStorageError(
+            f"Object Storage failed reading dataset s3://{bucket}/{key} (HTTP {status or '-'} {code}); nothing "
+            "was submitted. Fix: usually passing; the task's next try reads it again (give the task retries)"
         ) from None
+    except BotoCoreError as exc:
+        raise read_failed(bucket, key, exc) from None
     return answer["Body"], answer.get("ContentLength")
 
 
+def read_failed(bucket: str, key: str, exc: BaseException) -> Exception:
+    from airflow_provider_clova.client.errors import ClovaStudioStorageError
+
+    return ClovaStudioStorageError(
+        f"cannot reach Object Storage for dataset s3://{bucket}/{key} ({type(exc).__name__}); nothing was "
+        "submitted. Fix: check the connection's endpoint_url; a passing network failure is retried by the "
+        "task's next try"
+    )
+
+
 def object_version(conn_id: str, bucket: str, key: str) -> str | None:
-    """The object's ETag (changes with its content), or None when it is not there."""
-    from botocore.exceptions import ClientError
+    """The object's ETag (changes with its content), or None when it is not there.
+
+    The version is part of the tuning task's name, so a read that fails for any other reason
+    (5xx, throttling, a dropped connection; after the S3 client's own retries) raises instead
+    of answering None: a retry that named the job differently would not find the job an
+    earlier try created, and would bill a second one. Nothing has been created at this point.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from airflow_provider_clova.client.errors import ClovaStudioStorageError
 
     try:
         head = s3_hook(conn_id).get_conn().head_object(Bucket=bucket, Key=key)
-    except ClientError:
-        return None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = str(error.get("Code") or status or "")
+        if code in _MISSING or status == 404:
+            return None
+        raise ClovaStudioStorageError(
+            f"cannot read the version of dataset s3://{bucket}/{key} (HTTP {status or '-'} {code}); nothing "
+            "was submitted. Fix: this is usually a passing Object Storage failure and the task's next try "
+            "reads it again (give the task retries); if it persists, check the connection's endpoint_url "
+            f"and that {conn_id!r} may read the bucket"
+        ) from None
+    except BotoCoreError as exc:
+        raise read_failed(bucket, key, exc) from None
     return str(head.get("ETag") or "") or None

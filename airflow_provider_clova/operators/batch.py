@@ -39,7 +39,19 @@ if TYPE_CHECKING:
 __all__ = ["ClovaStudioBatchFailedError", "ClovaStudioBatchInferenceOperator"]
 
 
-class ClovaStudioBatchInferenceOperator(BaseOperator):
+class BatchEngineArguments:
+    """The batch engine's arguments, as attributes of an operator built on it (set by ``set_run_arguments``)."""
+
+    max_concurrency: int
+    max_failed_rows: int | None
+    max_failed_fraction: float | None
+    resume: bool
+    progress_interval: float
+    checkpoint_interval: float
+    work_dir: str | None
+
+
+class ClovaStudioBatchInferenceOperator(BatchEngineArguments, BaseOperator):
     """Run every chat request of a JSONL file through CLOVA Studio and write the results as JSONL.
 
     :param input_path: local path, ``file://``/``s3://`` URI or ``ObjectStoragePath`` of the requests.
@@ -93,30 +105,24 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        name = type(self).__name__
         if not model and not tuning_task_id:
-            raise ValueError(f"{name}: give model= (a base model) or tuning_task_id= (a tuned task)")
-        if max_concurrency < 1:
-            raise ValueError(f"{name}: max_concurrency must be at least 1, got {max_concurrency}")
-        if max_failed_rows is not None and max_failed_rows < 0:
-            raise ValueError(f"{name}: max_failed_rows must be >= 0, got {max_failed_rows}")
-        if max_failed_fraction is not None and not 0 <= max_failed_fraction <= 1:
-            raise ValueError(f"{name}: max_failed_fraction must be in [0, 1], got {max_failed_fraction}")
-        if progress_interval <= 0 or checkpoint_interval <= 0:
-            raise ValueError(f"{name}: progress_interval and checkpoint_interval must be > 0")
+            raise ValueError(f"{type(self).__name__}: give model= (a base model) or tuning_task_id= (a tuned task)")
+        set_run_arguments(
+            self,
+            max_concurrency=max_concurrency,
+            max_failed_rows=max_failed_rows,
+            max_failed_fraction=max_failed_fraction,
+            resume=resume,
+            progress_interval=progress_interval,
+            checkpoint_interval=checkpoint_interval,
+            work_dir=work_dir,
+        )
         self.input_path = input_path
         self.output_path = output_path
         self.model = model
         self.tuning_task_id = tuning_task_id
         self.parameters = parameters
         self.clova_conn_id = clova_conn_id
-        self.max_concurrency = max_concurrency
-        self.max_failed_rows = max_failed_rows
-        self.max_failed_fraction = max_failed_fraction
-        self.resume = resume
-        self.progress_interval = progress_interval
-        self.checkpoint_interval = checkpoint_interval
-        self.work_dir = work_dir
 
     # -- execute -----------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
@@ -129,21 +135,24 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
             model = probe.base_model(self.model, tuning_task_id)
             defaults = self._defaults(model)
             hook = probe.with_pool_share(self, model)
-            return self._execute(hook, model, tuning_task_id, defaults, started)
+            summary = self._execute(hook, model, tuning_task_id, defaults, started)
         finally:
             probe.close()
             if hook is not probe:
                 hook.close()
+        from airflow_provider_clova.operators._lineage import batch_facts, record
+
+        record(self, context, batch_facts(self.input_path, summary, *self._lineage_context))
+        return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: input file + model -> result file."""
+        from airflow_provider_clova.operators._lineage import batch_lineage
+
+        return batch_lineage(self)
 
     def _defaults(self, model: str) -> dict[str, Any]:
-        """The operator-wide parameters, checked once: a bad default is the task's error, not every row's."""
-        from airflow_provider_clova.client.catalog import model_info
-        from airflow_provider_clova.client.params import normalize_chat_params
-
-        defaults = coerce_parameters(self.parameters, where=f"{type(self).__name__}({self.task_id})")
-        info = model_info(model)
-        normalize_chat_params(defaults, api=info.api, max_output_tokens=info.max_output_tokens)
-        return defaults
+        return checked_defaults(self.parameters, model, where=f"{type(self).__name__}({self.task_id})")
 
     def _execute(
         self, hook: ClovaStudioHook, model: str, tuning_task_id: str | None, defaults: dict[str, Any], started: float
@@ -156,9 +165,10 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
 
         config = hook.config
         budget = lookup_budget(model, config.app_type, config.limits)
-        validate = chat_validator(model, tuning_task_id, budget.token_ceiling(hook.rate_share))
+        validate = chat_validator(model, tuning_task_id, budget.token_ceiling(config.pacing_share))
         rows = ChatRows(model, tuning_task_id, defaults, validate)
         tuned = f" tuned task {tuning_task_id}" if tuning_task_id else ""
+        self._lineage_context = (config.base_url, model, tuning_task_id)
         return run_file(
             rows,
             as_input(self.input_path),
@@ -172,14 +182,60 @@ class ClovaStudioBatchInferenceOperator(BaseOperator):
         )
 
     def _settings(self, hook: ClovaStudioHook, budget: Budget) -> RunSettings:
-        from airflow_provider_clova.batch.run import RunSettings, Threshold
+        return run_settings(self, hook, budget)
 
-        per_minute = 60.0 / hook.config.rate_window_seconds
-        return RunSettings(
-            concurrency=self.max_concurrency,
-            threshold=Threshold(self.max_failed_rows, self.max_failed_fraction),
-            progress_interval=self.progress_interval,
-            checkpoint_interval=self.checkpoint_interval,
-            qpm=round(budget.qpm * hook.rate_share * per_minute, 1),
-            tpm=round(budget.tpm * hook.rate_share * per_minute),
-        )
+
+def set_run_arguments(
+    operator: BatchEngineArguments,
+    *,
+    max_concurrency: int,
+    max_failed_rows: int | None,
+    max_failed_fraction: float | None,
+    resume: bool,
+    progress_interval: float,
+    checkpoint_interval: float,
+    work_dir: str | None,
+) -> None:
+    """Check and set the batch engine's arguments on an operator built on it (batch, evaluation)."""
+    name = type(operator).__name__
+    if max_concurrency < 1:
+        raise ValueError(f"{name}: max_concurrency must be at least 1, got {max_concurrency}")
+    if max_failed_rows is not None and max_failed_rows < 0:
+        raise ValueError(f"{name}: max_failed_rows must be >= 0, got {max_failed_rows}")
+    if max_failed_fraction is not None and not 0 <= max_failed_fraction <= 1:
+        raise ValueError(f"{name}: max_failed_fraction must be in [0, 1], got {max_failed_fraction}")
+    if progress_interval <= 0 or checkpoint_interval <= 0:
+        raise ValueError(f"{name}: progress_interval and checkpoint_interval must be > 0")
+    operator.max_concurrency = max_concurrency
+    operator.max_failed_rows = max_failed_rows
+    operator.max_failed_fraction = max_failed_fraction
+    operator.resume = resume
+    operator.progress_interval = progress_interval
+    operator.checkpoint_interval = checkpoint_interval
+    operator.work_dir = work_dir
+
+
+def checked_defaults(parameters: Any, model: str, *, where: str) -> dict[str, Any]:
+    """Operator-wide chat parameters, checked once: a bad default is the task's error, not every row's."""
+    from airflow_provider_clova.client.catalog import model_info
+    from airflow_provider_clova.client.params import normalize_chat_params
+
+    defaults = coerce_parameters(parameters, where=where)
+    info = model_info(model)
+    normalize_chat_params(defaults, api=info.api, max_output_tokens=info.max_output_tokens)
+    return defaults
+
+
+def run_settings(operator: BatchEngineArguments, hook: ClovaStudioHook, budget: Budget) -> RunSettings:
+    """The batch engine's settings from an operator's ``max_concurrency``, threshold and intervals."""
+    from airflow_provider_clova.batch.run import RunSettings, Threshold
+
+    per_minute = 60.0 / hook.config.rate_window_seconds
+    return RunSettings(
+        concurrency=operator.max_concurrency,
+        threshold=Threshold(operator.max_failed_rows, operator.max_failed_fraction),
+        progress_interval=operator.progress_interval,
+        checkpoint_interval=operator.checkpoint_interval,
+        qpm=round(budget.qpm * hook.config.pacing_share * per_minute, 1),
+        tpm=round(budget.tpm * hook.config.pacing_share * per_minute),
+    )

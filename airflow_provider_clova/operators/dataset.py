@@ -39,9 +39,18 @@ class _HashingReader:
 
 def _open(source: Any) -> Any:
     """Open a local path or an ``ObjectStoragePath`` (anything with ``.open``) for reading bytes."""
-    if hasattr(source, "open") and not isinstance(source, (str, os.PathLike)):
-        return source.open("rb")
-    return open(os.fspath(source), "rb")  # closed by the caller
+    from airflow_provider_clova.client.errors import ClovaStudioDatasetError
+
+    try:
+        if hasattr(source, "open") and not isinstance(source, (str, os.PathLike)):
+            return source.open("rb")
+        return open(os.fspath(source), "rb")  # closed by the caller
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        raise ClovaStudioDatasetError(
+            f"cannot read the dataset source {str(source)!r}: {exc.strerror or type(exc).__name__}; nothing was "
+            "uploaded. Fix: check the path (it is read on the worker that runs the task, so the file must "
+            "exist there, e.g. on a shared volume or in object storage as an ObjectStoragePath)"
+        ) from None
 
 
 def _name_of(source: Any) -> str:
@@ -82,11 +91,17 @@ class ClovaStudioDatasetUploadOperator(BaseOperator):
         self.object_storage_conn_id = object_storage_conn_id
         self.validate = validate
         self.max_errors = max_errors
+        if bucket == "":
+            from airflow_provider_clova.operators._object_storage import require_location
+
+            require_location(f"task {self.task_id!r}", bucket=bucket)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_clova.client.errors import ClovaStudioDatasetError
         from airflow_provider_clova.datasets import validate_stream
+        from airflow_provider_clova.operators._object_storage import require_location
 
+        require_location(f"task {self.task_id!r}", bucket=self.bucket)
         name = _name_of(self.source)
         key = str(self.key or name)
         with _open(self.source) as raw:
@@ -116,11 +131,20 @@ class ClovaStudioDatasetUploadOperator(BaseOperator):
             self.log.info(
                 "s3://%s/%s already holds this content (sha256 %s); upload skipped", self.bucket, key, sha256[:12]
             )
-            return result
-        self._upload(key, sha256)
-        result["uploaded"] = True
-        self.log.info("uploaded %s (%d bytes) to s3://%s/%s", name, reader.size, self.bucket, key)
+        else:
+            self._upload(key, sha256)
+            result["uploaded"] = True
+            self.log.info("uploaded %s (%d bytes) to s3://%s/%s", name, reader.size, self.bucket, key)
+        from airflow_provider_clova.operators._lineage import record
+
+        record(self, context, {"source": str(self.source), **result})
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the source file -> the Object Storage object."""
+        from airflow_provider_clova.operators._lineage import upload_lineage
+
+        return upload_lineage(self)
 
     def _same_content_present(self, key: str, sha256: str) -> bool:
         from botocore.exceptions import ClientError
@@ -135,7 +159,23 @@ class ClovaStudioDatasetUploadOperator(BaseOperator):
 
     def _upload(self, key: str, sha256: str) -> None:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from airflow_provider_clova.client.errors import ClovaStudioStorageError
+        from airflow_provider_clova.operators._object_storage import no_such_bucket
 
         hook = S3Hook(aws_conn_id=self.object_storage_conn_id, extra_args={"Metadata": {SHA256_METADATA_KEY: sha256}})
+        target = f"s3://{self.bucket}/{key}"
         with _open(self.source) as handle:
-            hook.load_file_obj(handle, key=key, bucket_name=self.bucket, replace=True)
+            try:
+                hook.load_file_obj(handle, key=key, bucket_name=self.bucket, replace=True)
+            except (ClientError, S3UploadFailedError, BotoCoreError) as exc:
+                # boto3's transfer wraps the service's ClientError in S3UploadFailedError (text only)
+                if "NoSuchBucket" in str(exc):
+                    raise no_such_bucket(self.bucket, f"uploading to {target}") from None
+                raise ClovaStudioStorageError(
+                    f"uploading the dataset to {target} failed ({type(exc).__name__}: {exc}). Fix: check the "
+                    "connection's endpoint_url and that its keys may write to the bucket; a passing failure is "
+                    "retried by the task's next try"
+                ) from None

@@ -4,7 +4,13 @@ Submit in the worker, wait in the triggerer (``deferrable=True``) or in the work
 operator is safe to retry: every submission carries a name derived from the DAG, task, run
 and map index, and a new try first lists the account's tasks by that name and reattaches to
 the job an earlier try created instead of billing a second one. A create whose outcome is
-unknown (timeout, 5xx, dropped connection) is reconciled the same way.
+unknown (timeout, 5xx, 429, dropped connection) is reconciled the same way.
+
+Two tries of one task instance may run at once (a zombie try, a task scheduled twice). Each
+lists by name after its create and keeps the task created first, deleting any later
+duplicate: both tries compute the same survivor from the same listing, and a task created
+after a try's listing is newer than the one that try kept, so no try deletes the task the
+other waits on.
 """
 
 from __future__ import annotations
@@ -25,9 +31,17 @@ if TYPE_CHECKING:
     from airflow_provider_clova.client.polling import PollEvent
     from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
-ResubmitPolicy = Literal["never", "resource_timeout", "always"]
+ResubmitPolicy = Literal["never", "transient", "resource_timeout", "always"]
+RESUBMIT_POLICIES: tuple[str, ...] = ("never", "transient", "resource_timeout", "always")
+#: failureReasons whose fix is "create the task again", and how many resubmissions each is worth
+#: under ``resubmit_failed="transient"`` (None: up to ``max_resubmits``). The service's own
+#: hints: no GPU in time -> retry later; train.unknown -> "create it again once"; a CLOps
+#: platform error -> create again, then contact support if it repeats.
+TRANSIENT_FAILURES: dict[str, int | None] = {"resource.timeout": None, "train.unknown": 1, "clops.error": 1}
 TUNING_TASK_ID_XCOM_KEY = "tuning_task_id"
 MAX_NAME_LENGTH = 100
+#: Creates per try: the first, and two more after a reconcile found nothing (5xx, 429, timeout).
+CREATE_ATTEMPTS = 3
 
 
 def tuning_task_name(dag_id: str, task_id: str, run_id: str, map_index: int = -1, inputs: str = "") -> str:
@@ -42,6 +56,18 @@ def tuning_task_name(dag_id: str, task_id: str, run_id: str, map_index: int = -1
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     head = f"{dag_id}.{task_id}"
     return f"{head[: MAX_NAME_LENGTH - len(digest) - 1]}.{digest}"
+
+
+def first_created(tasks: Sequence[TuningTask]) -> TuningTask | None:
+    """The task every try of one task instance keeps: the first created of those not FAILED.
+
+    ``tasks`` are as ``find_tuning_tasks`` returns them, newest first; a tie of ``createdDate``
+    (whole seconds) keeps the service's own listing order, so every try picks the same one.
+    """
+    from airflow_provider_clova.client.models import TuningStatus
+
+    live = [task for task in tasks if task.status is not TuningStatus.FAILED]
+    return live[-1] if live else None
 
 
 def _map_index(ti: Any) -> int:
@@ -68,7 +94,9 @@ class ClovaStudioTuningOperator(BaseOperator):
     :param timeout: give up waiting after this long (seconds or timedelta); None waits for ever.
     :param cancel_on_kill: delete the remote task when the Airflow task is killed or times out.
     :param resubmit_failed: when the job found for this task instance FAILED, or a wait ends FAILED:
-        ``resource_timeout`` (default) resubmits only when no GPU could be had; ``always``; ``never``.
+        ``transient`` (default) resubmits what the service says to create again (no GPU in time,
+        up to ``max_resubmits``; ``train.unknown`` and ``clops.error`` once); ``resource_timeout``
+        only when no GPU could be had; ``always``; ``never``.
     :param max_resubmits: how many resubmissions one task instance may make.
     """
 
@@ -114,18 +142,22 @@ class ClovaStudioTuningOperator(BaseOperator):
         max_poll_interval: float = 900.0,
         timeout: float | timedelta | None = None,
         cancel_on_kill: bool = True,
-        resubmit_failed: ResubmitPolicy = "resource_timeout",
+        resubmit_failed: ResubmitPolicy = "transient",
         max_resubmits: int = 2,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if resubmit_failed not in ("never", "resource_timeout", "always"):
-            raise ValueError(f"resubmit_failed={resubmit_failed!r}; use never, resource_timeout or always")
+        if resubmit_failed not in RESUBMIT_POLICIES:
+            raise ValueError(f"resubmit_failed={resubmit_failed!r}; use one of {', '.join(RESUBMIT_POLICIES)}")
         # Checked here, not when the wait starts: by then a training would already be billed.
         if not poll_interval > 0:
             raise ValueError(f"poll_interval must be greater than 0, got {poll_interval!r}")
         if max_resubmits < 0:
             raise ValueError(f"max_resubmits must be 0 or more, got {max_resubmits!r}")
+        if dataset_bucket == "" or dataset_key == "":
+            from airflow_provider_clova.operators._object_storage import require_location
+
+            require_location(f"task {self.task_id!r}", dataset_bucket=dataset_bucket, dataset_key=dataset_key)
         self.model = model
         self.dataset_bucket = dataset_bucket
         self.dataset_key = dataset_key
@@ -153,6 +185,8 @@ class ClovaStudioTuningOperator(BaseOperator):
         self.resubmit_failed: ResubmitPolicy = resubmit_failed
         self.max_resubmits = max_resubmits
         self.tuning_task_id: str | None = None
+        #: The console URL once a job is known in this process ("" before; see links.console).
+        self.tuning_console_url: str | None = None
 
     # -- hooks -------------------------------------------------------------------------
     @property
@@ -189,6 +223,11 @@ class ClovaStudioTuningOperator(BaseOperator):
 
     # -- execute -----------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_clova.operators._object_storage import require_location
+
+        self.tuning_console_url = ""
+        # after templating: a variable or template may have rendered to ''
+        require_location(f"task {self.task_id!r}", dataset_bucket=self.dataset_bucket, dataset_key=self.dataset_key)
         task = self._submit_or_reattach(context)
         if task.is_terminal:
             return self._finish(context, task)
@@ -218,7 +257,7 @@ class ClovaStudioTuningOperator(BaseOperator):
 
         policy = PollPolicy.clamped(self.poll_interval, self.max_poll_interval)
         poller = TuningPoller.with_timeout(tuning_task_id, policy, self.timeout, log=self.log.info)
-        event = poller.wait_sync(lambda: self.hook.get_tuning_task(tuning_task_id))
+        event = poller.wait_sync(lambda: self.hook.get_tuning_task(tuning_task_id, deadline=poller.client_deadline()))
         return self._resume(context, event)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -255,29 +294,27 @@ class ClovaStudioTuningOperator(BaseOperator):
         return result
 
     def _emit_asset_events(self, context: Context, result: dict[str, Any]) -> None:
-        """Attach the tuned model's ids to every outlet's asset event, for downstream DAGs."""
-        outlets = getattr(self, "outlets", None) or []
-        events = context.get("outlet_events")
-        if not outlets or events is None:
-            return
-        extra = {key: result[key] for key in ("task_id", "name", "model", "train_loss", "chat_completions_path")}
-        for outlet in outlets:
-            try:
-                events[outlet].extra.update(extra)
-            except (KeyError, TypeError, AttributeError):
-                self.log.debug("outlet %r takes no asset event extra", outlet)
+        """Attach the tuned model's ids and lineage to every outlet's asset event (and OpenLineage)."""
+        from airflow_provider_clova.operators._lineage import record, tuning_facts
+
+        record(self, context, tuning_facts(self, result))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: dataset object -> tuned model, with the training's figures."""
+        from airflow_provider_clova.operators._lineage import tuning_lineage
+
+        return tuning_lineage(self)
 
     # -- submit / reattach -------------------------------------------------------------
     def _submit_or_reattach(self, context: Context) -> TuningTask:
-        from airflow_provider_clova.client.models import TuningStatus
-
         name = self._name(context)
         earlier = self.hook.find_tuning_tasks(name)
-        live = next((task for task in earlier if task.status is not TuningStatus.FAILED), None)
+        live = first_created(earlier)
         if live is not None:
             self.log.info(
                 "reattaching to tuning task %s (%s) submitted earlier as %r", live.id, live.status.value, name
             )
+            self._delete_duplicates(earlier, live)
             self._record(context, live)
             return live
         if earlier and not self._may_resubmit(earlier[0].status_info.failure_reason, context, failed=len(earlier)):
@@ -285,7 +322,7 @@ class ClovaStudioTuningOperator(BaseOperator):
             return earlier[0]  # _finish raises the failure with its hint
         if self.validate_dataset:
             self._validate_dataset()
-        task = self._create(name, known_ids={task.id for task in earlier})
+        task = self._converge(name, self._create(name, known_ids={task.id for task in earlier}))
         self._record(context, task)
         return task
 
@@ -296,40 +333,79 @@ class ClovaStudioTuningOperator(BaseOperator):
 
         access_key, secret_key = credentials(self.object_storage_conn_id)
         dataset = TuningDataset(self.dataset_bucket, self.dataset_key, access_key, secret_key)
-        for attempt in range(1, 4):
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 task = self.hook.create_tuning_task(self.model, dataset, name=name, **self._fields())
             except ClovaStudioUnknownOutcomeError as exc:
                 self.log.warning("create tuning task: outcome unknown (%s); reconciling by listing", exc)
                 made = [task for task in self.hook.find_tuning_tasks(name) if task.id not in known_ids]
                 if made:
-                    self.log.info("found tuning task %s created by the uncertain request", made[0].id)
-                    return made[0]
-                if attempt == 3:
+                    self.log.info("found tuning task %s created by the uncertain request", made[-1].id)
+                    return made[-1]
+                if attempt == CREATE_ATTEMPTS:
                     raise
-                self.log.info("no task named %r exists; submitting again (attempt %d)", name, attempt + 1)
+                # A 429 asks for a pause (its Retry-After, capped at one budget window by the
+                # client); after a 5xx or a lost reply the listing itself was the pause.
+                pause = (exc.retry_after or 1.0) if exc.http_status == 429 else 0.0
+                self.log.info(
+                    "no task named %r exists; submitting again in %.1f s (attempt %d)", name, pause, attempt + 1
+                )
+                time.sleep(pause)
                 continue
             self.log.info("submitted tuning task %s (%r, model %s)", task.id, name, self.model)
             return task
         raise AssertionError("unreachable")
 
+    def _converge(self, name: str, mine: TuningTask) -> TuningTask:
+        """After a create: keep the first-created live task of this name, delete later duplicates.
+
+        Another try of this task instance may have created one too (see the module docstring).
+        """
+        tasks = self.hook.find_tuning_tasks(name)
+        if all(task.id != mine.id for task in tasks):
+            tasks = [mine, *tasks]  # not listed yet: the newest
+        keep = first_created(tasks) or mine
+        self._delete_duplicates(tasks, keep)
+        if keep.id != mine.id:
+            self.log.warning("another try of this task instance created tuning task %s first; attaching to it", keep.id)
+        return keep
+
+    def _delete_duplicates(self, tasks: Sequence[TuningTask], keep: TuningTask) -> None:
+        from airflow_provider_clova.client.models import TuningStatus
+
+        for task in tasks:
+            if task.id != keep.id and task.status is not TuningStatus.FAILED:
+                self.log.warning("deleting duplicate tuning task %s (keeping %s, created first)", task.id, keep.id)
+                self.hook.delete_tuning_task(task.id)
+
     def _may_resubmit(self, failure_reason: str | None, context: Context, *, failed: int | None = None) -> bool:
-        if self.resubmit_failed == "never":
+        policy = self.resubmit_failed
+        if policy == "never":
             return False
-        if self.resubmit_failed == "resource_timeout" and failure_reason != "resource.timeout":
+        limit = self.max_resubmits
+        if policy == "resource_timeout" and failure_reason != "resource.timeout":
             return False
+        if policy == "transient":
+            if failure_reason not in TRANSIENT_FAILURES:
+                return False
+            cap = TRANSIENT_FAILURES[failure_reason]
+            limit = self.max_resubmits if cap is None else min(cap, self.max_resubmits)
         if failed is None:
             failed = len(self.hook.find_tuning_tasks(self._name(context)))
-        return failed <= self.max_resubmits
+        return failed <= limit
 
     def _validate_dataset(self) -> None:
+        from botocore.exceptions import BotoCoreError
+
         from airflow_provider_clova.client.errors import ClovaStudioDatasetError
         from airflow_provider_clova.datasets import validate_stream
-        from airflow_provider_clova.operators._object_storage import open_object
+        from airflow_provider_clova.operators._object_storage import open_object, read_failed
 
         body, size = open_object(self.object_storage_conn_id, self.dataset_bucket, self.dataset_key)
         try:
             report = validate_stream(body, filename=self.dataset_key, size=size, max_errors=self.max_dataset_errors)
+        except BotoCoreError as exc:  # the stream broke off mid-read
+            raise read_failed(self.dataset_bucket, self.dataset_key, exc) from None
         finally:
             body.close()
         if not report.ok:
@@ -344,7 +420,7 @@ class ClovaStudioTuningOperator(BaseOperator):
         self.tuning_task_id = task.id
         template = self.hook.config.console_url
         context["ti"].xcom_push(key=TUNING_TASK_ID_XCOM_KEY, value=task.id)
-        ClovaStudioTuningConsoleLink.persist(context, console_url(task.id, template))
+        ClovaStudioTuningConsoleLink.persist(context, console_url(task.id, template), self)
 
     def on_kill(self) -> None:
         if self.cancel_on_kill and self.tuning_task_id:

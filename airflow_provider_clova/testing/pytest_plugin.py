@@ -4,7 +4,9 @@ Registered as a ``pytest11`` entry point, so installing the provider makes these
 
 * ``clova_emulator``: a running emulator (one per session, reset before each test);
 * ``clova_emulator_factory``: start emulators with your own flags, stopped after the test;
-* ``moto_server``: a local S3-compatible server (moto) for datasets, one per session.
+* ``moto_server``: a local S3-compatible server (moto) for datasets, one per session;
+* ``redis_server``: a real ``redis-server`` on loopback for the shared budget store
+  (``extra.budget_store``), one per session, emptied before each test.
 
 Each emulator is the real server, started as ``python -m airflow_provider_clova.testing.emulator
 --port 0`` in a subprocess; the fixture waits for its "listening" line, never sleeps. This
@@ -22,11 +24,13 @@ import pytest
 from airflow_provider_clova.testing.servers import (
     ClovaEmulator,
     MotoServer,
+    RedisServer,
     start_emulator,
     start_moto_server,
+    start_redis_server,
 )
 
-__all__ = ["ClovaEmulator", "MotoServer", "start_emulator", "start_moto_server"]
+__all__ = ["ClovaEmulator", "MotoServer", "RedisServer", "start_emulator", "start_moto_server", "start_redis_server"]
 
 
 @pytest.fixture
@@ -80,3 +84,17 @@ def moto_bucket(moto_server: MotoServer) -> str:
     name = f"clova-{uuid.uuid4().hex[:12]}"
     moto_server.s3_client().create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def _redis_server_session() -> Iterator[RedisServer]:
+    server = start_redis_server(password="clova-test-redis-pw")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server(_redis_server_session: RedisServer) -> RedisServer:
+    """A running ``redis-server`` (password set) with no keys: ``.url`` goes in ``extra.budget_store``."""
+    _redis_server_session.flush()
+    return _redis_server_session

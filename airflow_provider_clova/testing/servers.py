@@ -1,4 +1,4 @@
-"""Start the bundled CLOVA Studio emulator and a moto S3 server as real subprocesses.
+"""Start the bundled CLOVA Studio emulator, a moto S3 server and Redis as real subprocesses.
 
 Used by the pytest fixtures (``pytest_plugin``) and by ``make demo``; standard library only,
 so importing it costs nothing. Each start waits for the server's ready line, never sleeps.
@@ -10,6 +10,8 @@ import json
 import os
 import queue
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,7 @@ from typing import IO, Any
 
 READY_RE = re.compile(r"CLOVA Studio emulator listening on (http://\S+)")
 MOTO_READY_RE = re.compile(r"Running on (http://[0-9a-zA-Z.\[\]:]+)")
+REDIS_READY_RE = re.compile(r"(Ready to accept connections)")
 DEFAULT_TIME_SCALE = 0.01
 
 
@@ -65,15 +68,21 @@ def _start(
             line = ""
             if remaining <= 0:
                 _kill(process)
-                raise RuntimeError(f"{argv[2]} did not get ready in {timeout:.0f} s; log: {log_file.name}") from None
+                name = _name(argv)
+                raise RuntimeError(f"{name} did not get ready in {timeout:.0f} s; log: {log_file.name}") from None
             continue
         if line is None:
             code = process.wait()
             log_tail = Path(log_file.name).read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{argv[2]} exited with {code} before it was ready:\n{log_tail}")
+            raise RuntimeError(f"{_name(argv)} exited with {code} before it was ready:\n{log_tail}")
         found = pattern.search(line)
         if found:
             return process, found.group(1), Path(log_file.name)
+
+
+def _name(argv: Sequence[str]) -> str:
+    """The module a ``python -m`` child runs, else the program."""
+    return argv[2] if len(argv) > 2 and argv[1] == "-m" else Path(argv[0]).name
 
 
 def _kill(process: subprocess.Popen[str]) -> None:
@@ -254,3 +263,84 @@ def start_moto_server(startup_timeout: float = 60.0) -> MotoServer:
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"]
     process, url, log_path = _start(argv, MOTO_READY_RE, use_stderr=True, timeout=startup_timeout, env=_child_env())
     return MotoServer(endpoint=url, process=process, log_path=log_path)
+
+
+@dataclass
+class RedisServer:
+    """A throwaway ``redis-server`` on loopback, for the shared budget store (``extra.budget_store``)."""
+
+    host: str
+    port: int
+    process: subprocess.Popen[str] = field(repr=False)
+    log_path: Path
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        """``redis://[:password@]127.0.0.1:PORT/0``, ready for ``extra.budget_store``."""
+        auth = f":{urllib.parse.quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"
+
+    def command(self, *args: str) -> bytes:
+        """Send one command (RESP over a plain socket) and return the raw first reply line."""
+        with socket.create_connection((self.host, self.port), timeout=10) as sock:
+            stream = sock.makefile("rwb")
+            if self.password:
+                _resp(stream, "AUTH", self.password)
+            return _resp(stream, *args)
+
+    def flush(self) -> None:
+        """Forget every key (``FLUSHALL``): each test starts with empty budgets."""
+        self.command("FLUSHALL")
+
+    def stop(self) -> None:
+        _kill(self.process)
+
+
+def _resp(stream: Any, *args: str) -> bytes:
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode("utf-8")
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    stream.write(b"".join(parts))
+    stream.flush()
+    line = bytes(stream.readline())
+    if line.startswith(b"-"):
+        raise RuntimeError(f"redis answered {line.decode(errors='replace').strip()}")
+    return line
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_redis_server(*, password: str | None = None, startup_timeout: float = 30.0) -> RedisServer:
+    """Start ``redis-server`` on a free loopback port, no persistence; returns once it is ready.
+
+    The binary comes from ``$CLOVA_REDIS_SERVER`` or the PATH (``make test`` installs the
+    Debian package when it is missing). redis-server cannot report a port it picked itself
+    (``--port 0`` turns TCP off), so a free port is chosen here and a lost race is retried.
+    """
+    binary = os.environ.get("CLOVA_REDIS_SERVER") or shutil.which("redis-server")
+    if not binary:
+        raise RuntimeError(
+            "redis-server is not installed; run 'make test' (it installs it), or 'apt-get install -y redis-server'"
+        )
+    for attempt in range(3):
+        port = _free_port()
+        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        argv += ["--daemonize", "no", "--loglevel", "notice"]
+        if password:
+            argv += ["--requirepass", password]
+        try:
+            process, _, log_path = _start(
+                argv, REDIS_READY_RE, use_stderr=False, timeout=startup_timeout, env=_child_env()
+            )
+        except RuntimeError as exc:
+            if "Address already in use" in str(exc) and attempt < 2:
+                continue
+            raise
+        return RedisServer(host="127.0.0.1", port=port, process=process, log_path=log_path, password=password)
+    raise AssertionError("unreachable")  # pragma: no cover

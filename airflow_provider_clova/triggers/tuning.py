@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
+    from airflow_provider_clova.client.client import AsyncClovaStudioClient
+    from airflow_provider_clova.client.models import TuningTask
     from airflow_provider_clova.client.polling import TuningPoller
 
 
@@ -67,17 +69,25 @@ class ClovaStudioTuningTrigger(BaseTrigger):
         return TuningPoller.with_timeout(self.tuning_task_id, policy, timeout, log=self.log.info)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_clova.client.polling import PollEvent
+        from airflow_provider_clova.client.errors import ClovaStudioConfigError
         from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
         poller = self._poller()
-        try:
-            client = await ClovaStudioHook(self.clova_conn_id).aget_async_conn()
-        except Exception as exc:
-            yield TriggerEvent(PollEvent("error", self.tuning_task_id, f"cannot use connection: {exc}").to_payload())
-            return
-        async with client:
-            event = await poller.wait_async(lambda: client.get_tuning_task(self.tuning_task_id))
+        client: AsyncClovaStudioClient | None = None
+
+        async def fetch() -> TuningTask:
+            nonlocal client
+            if client is None:
+                # Read after the loop's first (spread) pause, so a thousand waits started
+                # together do not all read their connection in the same instant. The client
+                # is shared by every trigger on this connection in this loop; the pool closes it.
+                try:
+                    client = await ClovaStudioHook(self.clova_conn_id).aget_conn()
+                except Exception as exc:
+                    raise ClovaStudioConfigError(f"cannot use connection {self.clova_conn_id!r}: {exc}") from exc
+            return await client.get_tuning_task(self.tuning_task_id, deadline=poller.client_deadline())
+
+        event = await poller.wait_async(fetch)
         yield TriggerEvent(event.to_payload())
 
     async def on_kill(self) -> None:
@@ -86,6 +96,6 @@ class ClovaStudioTuningTrigger(BaseTrigger):
             return
         from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
-        async with await ClovaStudioHook(self.clova_conn_id).aget_async_conn() as client:
-            await client.delete_tuning_task(self.tuning_task_id)
+        client = await ClovaStudioHook(self.clova_conn_id).aget_conn()
+        await client.delete_tuning_task(self.tuning_task_id)
         self.log.info("deleted tuning task %s because the Airflow task was killed", self.tuning_task_id)

@@ -84,6 +84,12 @@ def test_a_missing_dataset_is_stopped_before_submit(emulator: ClovaEmulator, buc
     assert created(emulator) == []
 
 
+def test_a_missing_bucket_is_named_with_the_fix_before_submit(emulator: ClovaEmulator) -> None:
+    with pytest.raises(ClovaStudioDatasetError, match=r"bucket 'no-such-bucket-x' does not exist.*Fix:"):
+        run(operator("no-such-bucket-x"))
+    assert created(emulator) == []
+
+
 @pytest.mark.slow
 def test_a_retry_after_a_crash_between_submit_and_wait_reattaches(
     emulator: ClovaEmulator, bucket: str, put: Any, monkeypatch: pytest.MonkeyPatch
@@ -108,7 +114,7 @@ def test_a_retry_after_a_crash_between_submit_and_wait_reattaches(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["504", "drop", "500"])
+@pytest.mark.parametrize("fault", ["504", "drop", "500", "429"])
 def test_a_create_whose_reply_is_lost_after_the_task_was_made_is_reconciled(
     emulator: ClovaEmulator, bucket: str, put: Any, fault: str
 ) -> None:
@@ -148,16 +154,20 @@ def test_a_failed_dataset_surfaces_the_reason_message_and_fix(emulator: ClovaEmu
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", ["train.unknown", "clops.error"])
-def test_a_training_failure_surfaces_its_reason_and_is_not_resubmitted(
+def test_a_platform_failure_is_created_again_once_then_surfaces_its_reason(
     emulator: ClovaEmulator, bucket: str, put: Any, fault: str
 ) -> None:
     put(KEY, SAMPLE)
-    emulator.set_faults(tuning__run={"sequence": [fault]})
+    emulator.set_faults(tuning__run={"sequence": [fault, fault]})
     with pytest.raises(ClovaStudioTuningFailedError) as info:
         run(operator(bucket))
     assert info.value.failure_reason == fault
     assert f"failureReason={fault}" in str(info.value) and "support" in str(info.value)
-    assert len(created(emulator)) == 1
+    assert len(created(emulator)) == 2
+    # an Airflow retry re-raises without billing a third training
+    with pytest.raises(ClovaStudioTuningFailedError):
+        run(operator(bucket), try_number=2)
+    assert len(created(emulator)) == 2
 
 
 @pytest.mark.slow

@@ -53,6 +53,7 @@ def make_config(
     clock: Callable[[], int] | None = None,
     retry: RetryPolicy | None = None,
     app_type: str = "test",
+    rate_window_seconds: float = 60.0,
 ) -> ClientConfig:
     auth_obj: httpx.Auth
     if auth == "apigw_v2":
@@ -68,6 +69,7 @@ def make_config(
         base_url=BASE_URL,
         app_type=app_type,  # type: ignore[arg-type]
         retry=retry or RetryPolicy(max_attempts=4),
+        rate_window_seconds=rate_window_seconds,
     )
 
 

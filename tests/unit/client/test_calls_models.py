@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -661,3 +662,47 @@ def test_parse_datetime_rejects_garbage_as_a_response_error(api: respx.MockRoute
     api.get("/tuning/v2/tasks/czf9fbky").mock(return_value=ok(task_json(createdDate="yesterday-ish")))
     with ClovaStudioClient(make_config(retry=NO_RETRY)) as client, pytest.raises(ClovaStudioResponseError):
         client.get_tuning_task("czf9fbky")
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "nan", "Infinity", "-inf"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda v: calls.tuning_body("HCX-005", None, {"learning_rate": v}),
+        lambda v: calls.chat_completion(
+            [{"role": "user", "content": "hi"}], model="HCX-005", task_id=None, params={"temperature": v}, prefix=""
+        ),
+        lambda v: calls.chat_completion(
+            [{"role": "user", "content": "hi"}],
+            model="HCX-005",
+            task_id=None,
+            params={"responseFormat": {"type": "json", "schema": {"maximum": float(v)}}},
+            prefix="",
+        ),
+    ],
+    ids=["tuning", "chat", "nested"],
+)
+def test_non_finite_numbers_are_refused_naming_the_field(build: Any, value: Any) -> None:
+    field = r"(learningRate|temperature|responseFormat\.schema\.maximum)=\S+ is not a finite number. Fix:"
+    with pytest.raises(ClovaStudioConfigError, match=field) as info:
+        build(value)
+    assert type(info.value) is ClovaStudioConfigError
+
+
+def test_a_huge_integer_for_a_float_parameter_is_out_of_range_not_an_overflow() -> None:
+    with pytest.raises(ClovaStudioConfigError, match="temperature"):
+        calls.chat_completion(
+            [{"role": "user", "content": "hi"}],
+            model="HCX-005",
+            task_id=None,
+            params={"temperature": 10**400},
+            prefix="",
+        )
+    with pytest.raises(ClovaStudioConfigError, match="maxTokens"):
+        calls.chat_completion(
+            [{"role": "user", "content": "hi"}],
+            model="HCX-005",
+            task_id=None,
+            params={"maxTokens": "9" * 5000},
+            prefix="",
+        )

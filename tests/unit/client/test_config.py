@@ -166,3 +166,30 @@ def test_config_is_frozen_and_hides_auth() -> None:
     with pytest.raises(AttributeError):
         config.timeout = 1  # type: ignore[misc]
     assert SECRET_KEY not in repr(config)
+
+
+@pytest.mark.parametrize(
+    "field", ["verify", "timeout", "rate_window_seconds", "max_retries", "pool_slots", "auth_type", "app_type"]
+)
+def test_a_secret_pasted_into_an_extra_field_is_never_echoed(field: str) -> None:
+    with pytest.raises(ClovaStudioConfigError, match=rf"extra\.{field}") as info:
+        config_from_connection(host=None, login=None, password=API_KEY, extra={field: SECRET_KEY})
+    assert SECRET_KEY not in str(info.value) and SECRET_KEY[:8] not in str(info.value)
+    assert "not shown" in str(info.value)
+
+
+def test_a_short_typo_is_still_shown_to_help() -> None:
+    with pytest.raises(ClovaStudioConfigError, match="'maybe'"):
+        config_from_connection(host=None, login=None, password=API_KEY, extra={"verify": "maybe"})
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", 1e400, float("nan")])
+def test_non_finite_timeouts_are_refused(value: Any) -> None:
+    with pytest.raises(ClovaStudioConfigError, match=r"extra\.timeout"):
+        config_from_connection(host=None, login=None, password=API_KEY, extra={"timeout": value})
+
+
+@pytest.mark.parametrize("extra", ['{"timeout": ' + "9" * 5000 + "}", "[" * 100_000, "[]", 7])
+def test_an_unreadable_extra_is_a_typed_error(extra: Any) -> None:
+    with pytest.raises(ClovaStudioConfigError, match="connection extra"):
+        config_from_connection(host=None, login=None, password=API_KEY, extra=extra)

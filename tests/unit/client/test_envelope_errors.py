@@ -282,3 +282,48 @@ def test_errors_survive_pickle_and_deepcopy(error: Exception) -> None:
         assert str(clone) == str(error)
         assert clone.__dict__ == error.__dict__
         assert clone.args == error.args
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"result":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"status": {"code": "20000"}, "result": {"a": ' * 5000 + b"1" + b"}" * 5001,
+        b'{"result": NaN}',
+        b'{"result": {"x": Infinity}}',
+    ],
+    ids=["deep-list", "deep-object", "nan", "infinity"],
+)
+def test_any_body_gives_a_typed_error_never_a_recursion_error(content: bytes) -> None:
+    with pytest.raises(ClovaStudioResponseError) as info:
+        parse_response(response(200, content=content))
+    assert info.value.retryable  # retried like any other garbage
+
+
+def test_a_deeply_nested_answer_is_retried_like_garbage_then_read(api: respx.MockRouter, sleeps: list[float]) -> None:
+    deep = httpx.Response(200, content=b'{"result":' + b"[" * 50_000 + b"]" * 50_000 + b"}")
+    api.get("https://clovastudio.test/tuning/v2/tasks/czf9fbky").mock(side_effect=[deep, ok(task_json())])
+    with ClovaStudioClient(make_config()) as client:
+        assert client.get_tuning_task("czf9fbky").id == "czf9fbky"
+    assert len(sleeps) == 1
+
+
+def test_non_text_status_fields_are_ignored_not_echoed() -> None:
+    body = {"status": {"code": {"nested": [1, 2]}, "message": ["x"] * 3}}
+    with pytest.raises(ClovaStudioServerError) as info:
+        parse_response(response(503, body))
+    assert info.value.code is None and "nested" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("1e308", 60.0), ("inf", None), ("-inf", None), ("nan", None), ("-3", 0.0), ("abc", None), ("", None)],
+)
+def test_retry_after_parsing_is_sane_and_capped(header: str, expected: float | None) -> None:
+    assert parse_retry_after(header, cap=60.0) == expected
+
+
+def test_retry_after_dates_far_ahead_or_malformed_never_raise() -> None:
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now=0.0, cap=60.0) == 60.0
+    assert parse_retry_after("Mon, 99 Foo 0000 99:99:99 GMT", cap=60.0) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 +9999", cap=60.0) in (None, 0.0)

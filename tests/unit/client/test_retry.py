@@ -89,10 +89,40 @@ def test_retry_after_http_date_is_honoured(
 
 def test_retry_after_is_capped_by_the_policy(api: respx.MockRouter, sleeps: list[float]) -> None:
     api.get(TASK).mock(side_effect=[fail(429, "42901", headers={"Retry-After": "3600"}), ok(task_json())])
-    policy = RetryPolicy(max_attempts=3, max_elapsed_seconds=90.0)
+    policy = RetryPolicy(max_attempts=3, max_elapsed_seconds=45.0)
     with sync_client(retry=policy) as client:
         client.get_tuning_task("czf9fbky")
-    assert sleeps == [90.0]
+    assert sleeps == [45.0]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("1e308", 60.0),
+        ("3600", 60.0),
+        ("inf", None),
+        ("nan", None),
+        ("-5", 0.0),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 60.0),
+    ],
+)
+def test_retry_after_is_capped_at_one_budget_window_and_parsed_sanely(
+    api: respx.MockRouter, sleeps: list[float], header: str, expected: float | None
+) -> None:
+    api.get(TASK).mock(side_effect=[fail(429, "42902", headers={"Retry-After": header}), ok(task_json())])
+    with sync_client() as client:  # rate_window_seconds: 60 (the default)
+        client.get_tuning_task("czf9fbky")
+    if expected is None:
+        assert len(sleeps) == 1 and sleeps[0] <= 1.0  # ignored: the first step of the jittered backoff
+    else:
+        assert sleeps == [pytest.approx(expected)]
+
+
+def test_retry_after_cap_follows_the_connections_rate_window(api: respx.MockRouter, sleeps: list[float]) -> None:
+    api.get(TASK).mock(side_effect=[fail(429, "42901", headers={"Retry-After": "1e308"}), ok(task_json())])
+    with sync_client(rate_window_seconds=4.0) as client:
+        client.get_tuning_task("czf9fbky")
+    assert sleeps == [pytest.approx(4.0)]
 
 
 def test_backoff_without_retry_after_is_bounded_jitter(api: respx.MockRouter, sleeps: list[float]) -> None:
@@ -231,8 +261,8 @@ def test_create_not_retried_when_outcome_unknown(api: respx.MockRouter, sleeps: 
 
 @pytest.mark.parametrize(
     "failure",
-    [fail(429, "42901"), fail(429, "42902"), httpx.ConnectError("refused"), httpx.ConnectTimeout("connect")],
-    ids=lambda f: getattr(f, "status_code", type(f).__name__),
+    [httpx.ConnectError("refused"), httpx.ConnectTimeout("connect")],
+    ids=lambda f: type(f).__name__,
 )
 def test_create_retried_when_server_cannot_have_acted(api: respx.MockRouter, sleeps: list[float], failure: Any) -> None:
     route = api.post(CREATE).mock(side_effect=[failure, ok(task_json("newtask1", name="my-run"))])
@@ -258,11 +288,17 @@ def test_create_connect_errors_exhausted_raise_transport_error(api: respx.MockRo
     assert info.value.request_sent is False
 
 
-def test_create_429_then_500_is_unknown(api: respx.MockRouter, sleeps: list[float]) -> None:
-    route = api.post(CREATE).mock(side_effect=[fail(429, "42901"), fail(500, "50000"), ok(task_json())])
-    with sync_client() as client, pytest.raises(ClovaStudioUnknownOutcomeError):
+@pytest.mark.parametrize("code", ["42901", "42902"])
+def test_a_429_on_create_is_an_unknown_outcome_to_reconcile_not_a_blind_retry(
+    api: respx.MockRouter, sleeps: list[float], code: str
+) -> None:
+    # The service may have made the task before a gateway answered 429: creating again blindly
+    # could bill a second training, so the caller lists by name first (as for a 5xx).
+    route = api.post(CREATE).mock(side_effect=[fail(429, code, headers={"Retry-After": "7"}), ok(task_json())])
+    with sync_client() as client, pytest.raises(ClovaStudioUnknownOutcomeError) as info:
         client.create_tuning_task("HCX-003", DATASET)
-    assert route.call_count == 2
+    assert route.call_count == 1 and sleeps == []
+    assert info.value.retry_after == 7.0 and info.value.http_status == 429
 
 
 # -- async twins ---------------------------------------------------------------------------
@@ -320,9 +356,7 @@ async def test_async_create_not_retried_when_outcome_unknown(
     assert route.call_count == 1
 
 
-@pytest.mark.parametrize(
-    "failure", [fail(429, "42901"), httpx.ConnectError("refused")], ids=lambda f: getattr(f, "status_code", "connect")
-)
+@pytest.mark.parametrize("failure", [httpx.ConnectError("refused")], ids=["connect"])
 async def test_async_create_retried_when_server_cannot_have_acted(
     api: respx.MockRouter, sleeps: list[float], failure: Any
 ) -> None:
@@ -644,3 +678,106 @@ def test_chat_uses_the_shared_real_limiter_by_default(api: respx.MockRouter, sle
         assert limiter.snapshot()["granted_total"] == 2
     finally:
         limiter_module.clear_shared_limiters()
+
+
+# -- a caller's deadline bounds every attempt, retries included -----------------------------
+
+
+@pytest.fixture
+def virtual_time(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """``time.monotonic`` on a virtual clock that the retry loop's sleeps (and the fake server) move."""
+    import functools
+    import time
+
+    import tenacity
+
+    from airflow_provider_clova.client import client as client_module
+
+    now = [1000.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    async def asleep(seconds: float) -> None:
+        now[0] += seconds
+
+    fake = types.SimpleNamespace(
+        Retrying=functools.partial(tenacity.Retrying, sleep=sleep),
+        AsyncRetrying=functools.partial(tenacity.AsyncRetrying, sleep=asleep),
+    )
+    monkeypatch.setattr(client_module, "tenacity", fake)
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    return now
+
+
+def slow_answers(now: list[float], answers: list[httpx.Response], seconds: float) -> Callable[..., httpx.Response]:
+    """Each answer takes ``seconds`` (or the attempt's own read timeout, if shorter) to arrive."""
+    queue = list(answers)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        allowed = request.extensions.get("timeout", {}).get("read") or seconds
+        if allowed < seconds:
+            now[0] += allowed
+            raise httpx.ReadTimeout("timed out", request=request)
+        now[0] += seconds
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return answer
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+async def test_retries_inside_one_call_stop_at_the_callers_deadline(
+    api: respx.MockRouter, virtual_time: list[float], asynchronous: bool
+) -> None:
+    now = virtual_time
+    route = api.get(TASK).mock(side_effect=slow_answers(now, [fail(503, "50000")] * 20 + [ok(task_json())], 0.2))
+    policy = RetryPolicy(max_attempts=20, initial_backoff_seconds=0.5, max_backoff_seconds=2.0)
+    deadline = now[0] + 1.5
+    with pytest.raises((ClovaStudioServerError, ClovaStudioTimeoutError)):
+        if asynchronous:
+            async with async_client(retry=policy) as aclient:
+                await aclient.get_tuning_task("czf9fbky", deadline=deadline)
+        else:
+            with sync_client(retry=policy) as client:
+                client.get_tuning_task("czf9fbky", deadline=deadline)
+    assert now[0] <= deadline + 1e-6  # no attempt and no backoff carried it past
+    assert route.call_count >= 2  # it did retry while there was time
+
+
+def test_no_attempt_starts_after_the_deadline(api: respx.MockRouter, virtual_time: list[float]) -> None:
+    route = api.get(TASK).mock(return_value=ok(task_json()))
+    with sync_client() as client, pytest.raises(ClovaStudioTimeoutError, match="deadline"):
+        client.get_tuning_task("czf9fbky", deadline=virtual_time[0] - 0.1)
+    assert route.call_count == 0
+
+
+def test_an_attempt_does_not_wait_for_its_answer_past_the_deadline(
+    api: respx.MockRouter, virtual_time: list[float]
+) -> None:
+    now = virtual_time
+    api.get(TASK).mock(side_effect=slow_answers(now, [ok(task_json())], 5.0))  # would answer after 5 s
+    deadline = now[0] + 1.0
+    with sync_client(retry=NO_RETRY) as client, pytest.raises(ClovaStudioTimeoutError):
+        client.get_tuning_task("czf9fbky", deadline=deadline)
+    assert now[0] == pytest.approx(deadline)
+
+
+def test_a_tuning_wait_never_answers_after_its_timeout(api: respx.MockRouter, virtual_time: list[float]) -> None:
+    """The fault storm's finding: timeout=1.5 s, 503s retried inside one poll, SUCCEEDED arriving
+    just after the deadline: the wait must time out, at the deadline."""
+    from airflow_provider_clova.client.polling import PollPolicy, TuningPoller
+
+    now = virtual_time
+    succeeded = ok(task_json(status="SUCCEEDED"))
+    api.get(TASK).mock(side_effect=slow_answers(now, [ok(task_json()), *[fail(503, "50000")] * 6, succeeded], 0.25))
+    policy = RetryPolicy(max_attempts=6, initial_backoff_seconds=0.2, max_backoff_seconds=1.0)
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    start = now[0]
+    with sync_client(retry=policy) as client:
+        poller = TuningPoller.with_timeout("czf9fbky", PollPolicy(0.5, 1.0), 1.5)
+        event = poller.wait_sync(lambda: client.get_tuning_task("czf9fbky", deadline=poller.client_deadline()), sleep)
+    assert event.status == "timeout"
+    assert now[0] <= start + 1.5 + 1e-6

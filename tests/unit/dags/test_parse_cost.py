@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-HEAVY = ("httpx", "boto3", "botocore", "tenacity", "starlette", "uvicorn", "pendulum.parsing")
+HEAVY = ("httpx", "boto3", "botocore", "tenacity", "starlette", "uvicorn", "pendulum.parsing", "redis")
 MODULES = [
     "airflow_provider_clova.operators.tuning",
     "airflow_provider_clova.operators.dataset",

@@ -14,7 +14,7 @@ import respx
 from airflow_provider_clova.client import client as client_module
 from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
 from airflow_provider_clova.client.calls import TuningDataset
-from airflow_provider_clova.client.client import REQUEST_ID_HEADER, AsyncClovaStudioClient, ClovaStudioClient
+from airflow_provider_clova.client.client import REQUEST_ID_HEADER, AsyncClovaStudioClient
 from airflow_provider_clova.client.errors import ClovaStudioConfigError, ClovaStudioNotFoundError
 from airflow_provider_clova.client.models import TuningStatus
 from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
@@ -256,6 +256,22 @@ async def test_password_registered_with_the_masker(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("path", ["sync", "async"])
+async def test_budget_store_password_registered_with_the_masker(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    store_password = f"redis-pw-only-the-hook-knows-{path}"
+    conn = types.SimpleNamespace(
+        host=HOST,
+        login=None,
+        password=API_KEY,
+        extra=json.dumps({"budget_store": f"redis://:{store_password}@redis.internal:6379/0"}),
+        schema=None,
+        port=None,
+    )
+    _serve_connection(monkeypatch, conn)
+    await _build(path)
+    assert store_password not in redact(f"connecting to redis://:{store_password}@redis.internal:6379/0")
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
 @pytest.mark.parametrize("extra", ['{"app_type": "nope"}', "not json at all"])
 async def test_password_masked_even_when_the_connection_is_invalid(
     monkeypatch: pytest.MonkeyPatch, path: str, extra: str
@@ -389,16 +405,19 @@ def test_hook_count_tokens(monkeypatch: pytest.MonkeyPatch, api: respx.MockRoute
     assert ClovaStudioHook().count_tokens([{"role": "user", "content": "hi"}], "HCX-005") == 12
 
 
-def test_close_makes_a_fresh_client(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hooks_on_one_connection_share_the_pooled_client_and_close_only_lets_go(
+    monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter
+) -> None:
     set_conn(monkeypatch, password=API_KEY)
-    hook = ClovaStudioHook()
+    api.get("/tuning/v2/tasks/czf9fbky").mock(return_value=ok(task_json()))
+    hook, other = ClovaStudioHook(), ClovaStudioHook()
     first = hook.get_conn()
-    hook.close()
-    second = hook.get_conn()
-    assert isinstance(second, ClovaStudioClient)
-    assert second is not first
+    assert other.get_conn() is first  # one pooled client per connection in this process
     hook.close()
     hook.close()  # harmless twice
+    assert not first.is_closed  # still serving the other hook
+    assert other.get_tuning_task("czf9fbky").id == "czf9fbky"
+    assert hook.get_conn() is first
 
 
 # -- async ---------------------------------------------------------------------------------------

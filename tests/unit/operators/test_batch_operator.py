@@ -167,13 +167,17 @@ def test_bad_input_lines_are_row_errors_naming_the_line(tmp_path: Path, use_clie
             request("too-long", id="f", parameters={"maxTokens": 999999}),
             "",
             request("good-2", id="g"),
+            # JSON has no NaN/Infinity, but Python's parser takes them: each is that row's error
+            '{"id": "nan", "messages": [{"role": "user", "content": "x"}], "parameters": {"temperature": NaN}}',
+            '{"id": "inf", "messages": [{"role": "user", "content": "x"}], "parameters": {"topP": Infinity}}',
+            '{"id": "deep", "messages": [{"role": "user", "content": "x", "extra": [-Infinity]}]}',
         ],
     )
     summary = operator(tmp_path, max_failed_fraction=None).execute({})
     assert sorted(client.sent) == ["good-1", "good-2"]
     out = read_output(tmp_path / "out" / "results.jsonl")
     by_line = {r["line"]: r for r in out}
-    assert sorted(by_line) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 11]  # the blank line 10 is not a request
+    assert sorted(by_line) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14]  # the blank line 10 is not a request
     assert by_line[1]["ok"] and by_line[11]["ok"]
     assert by_line[2]["id"] is None and by_line[2]["error"]["type"] == "invalid_json"
     assert "line 2" in by_line[2]["error"]["message"]
@@ -185,8 +189,11 @@ def test_bad_input_lines_are_row_errors_naming_the_line(tmp_path: Path, use_clie
     assert "prompt" in by_line[7]["error"]["message"]
     assert "role" in by_line[8]["error"]["message"]
     assert "maxTokens" in by_line[9]["error"]["message"]
+    for line, field in ((12, "temperature"), (13, "topP"), (14, "messages[0].extra[0]")):
+        error = by_line[line]["error"]
+        assert error["type"] == "invalid_parameter" and field in error["message"] and "Fix:" in error["message"]
     assert all(r["error"]["retryable"] is False for r in out if not r["ok"])
-    assert summary["input_errors"] == 8 and summary["failed"] == 8 and summary["ok"] == 2
+    assert summary["input_errors"] == 11 and summary["failed"] == 11 and summary["ok"] == 2
 
 
 def test_bad_input_past_the_threshold_fails_before_sending(tmp_path: Path, use_client: Any) -> None:

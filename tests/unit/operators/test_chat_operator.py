@@ -250,6 +250,42 @@ def test_a_tuned_task_takes_the_share_of_its_base_models_pool(api: respx.MockRou
     assert shares == [0.75]
 
 
+def test_with_a_budget_store_the_pool_only_caps_concurrency(
+    api: respx.MockRouter,
+    shares: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from airflow_provider_clova.client import budget_store
+    from tests.unit.client.conftest import FakeLimiter
+
+    extra = {"auth_type": "bearer", "limits": ROOMY, "pool_slots": 4, "budget_store": "redis://:pw-9z@redis:6379/0"}
+    body = {"conn_type": "clova_studio", "host": HOST, "password": API_KEY, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT", json.dumps(body))
+    stores: list[dict[str, Any]] = []
+
+    def store_limiter(key: Any, budget: Any, settings: Any, **kwargs: Any) -> FakeLimiter:
+        stores.append({"budget": budget, "url": settings.url, **kwargs})
+        return FakeLimiter()
+
+    monkeypatch.setattr(budget_store, "store_limiter", store_limiter)
+    api.post("/v3/chat-completions/HCX-005").mock(return_value=envelope(V3_RESULT))
+    op = ClovaStudioChatCompletionOperator(
+        task_id="chat", model="HCX-005", prompt="hi", pool=pool_name("HCX-005", "test"), pool_slots=1
+    )
+    with caplog.at_level("INFO"):
+        op.execute({})
+    assert shares == []  # no process-local limiter
+    # The whole budget, shared; the pool's static share only for the documented fallback.
+    assert stores == [
+        {"budget": stores[0]["budget"], "url": extra["budget_store"], "window_seconds": 60.0, "fallback_share": 0.25}
+    ]
+    assert stores[0]["budget"].qpm == ROOMY["HCX-005"]["qpm"]
+    logged = caplog.text + capsys.readouterr().out  # Airflow 3 task logs go to stdout
+    assert "pw-9z" not in logged and "budget store redis://:***@redis:6379/0" in logged
+
+
 @pytest.mark.parametrize("pool", ["default_pool", "clova_hcx_003_test", "clova_hcx_005_service"])
 def test_outside_the_models_pool_the_share_is_whole(api: respx.MockRouter, shares: list[float], pool: str) -> None:
     api.post("/v3/chat-completions/HCX-005").mock(return_value=envelope(V3_RESULT))

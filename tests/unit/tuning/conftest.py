@@ -92,7 +92,7 @@ class FakeService:
             raise effect[1]
         return TuningTask.from_api(raw)
 
-    def get_tuning_task(self, task_id: str) -> TuningTask:
+    def get_tuning_task(self, task_id: str, *, deadline: float | None = None) -> TuningTask:
         self.calls.append(("get", task_id))
         if self.get_errors:
             raise self.get_errors.pop(0)
@@ -317,9 +317,26 @@ def drive(
         return outcome
 
     def sleep(seconds: float) -> None:
-        assert seconds > 0 and polls, (seconds, polls)
-        polls[-1][2] = seconds
+        assert seconds > 0, (seconds, polls)
+        if polls:  # a pause after a poll; the one before the first poll (jitter) is not a poll's
+            polls[-1][2] = seconds
         clock.now += seconds
 
     event = poller.wait_sync(look, sleep)
     return Trace(event, [(t, seen, delay) for t, seen, delay in polls])
+
+
+class _NoJitter:
+    @staticmethod
+    def random() -> float:
+        return 0.0
+
+
+@pytest.fixture(autouse=True)
+def steady_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin the poll schedule: the default jitter source answers 0 (no first-poll spread, no
+    shortening), so these tests can assert exact pauses. ``test_poll_jitter`` tests the jitter
+    itself with an explicit ``rng``."""
+    from airflow_provider_clova.client import polling
+
+    monkeypatch.setattr(polling, "_RANDOM", _NoJitter())

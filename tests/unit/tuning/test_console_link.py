@@ -59,3 +59,35 @@ def test_the_tuning_operator_offers_the_link() -> None:
     assert any(
         isinstance(link, ClovaStudioTuningConsoleLink) for link in ClovaStudioTuningOperator.operator_extra_links
     )
+
+
+def test_a_try_that_failed_before_submit_answers_without_reading_a_missing_xcom(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Airflow 3's task runner asks every extra link at the end of a try, in the worker: a tuning
+    task that failed before submit must not make it read (and log "XCom not found" for) a key
+    that was never written."""
+    from airflow_provider_clova.client.errors import ClovaStudioConfigError
+
+    if AIRFLOW_V_3:
+        from airflow.sdk.execution_time.xcom import XCom
+    else:
+        from airflow.models.xcom import XCom  # type: ignore[no-redef]
+
+    reads: list[str] = []
+    monkeypatch.setattr(XCom, "get_value", staticmethod(lambda *, key, ti_key: reads.append(key)))
+    op = ClovaStudioTuningOperator(task_id="tune", model="HCX-005", dataset_bucket="b", dataset_key="k")
+    op.dataset_key = ""  # fails at execute start, before anything is submitted
+    with pytest.raises(ClovaStudioConfigError):
+        op.execute(make_context(FakeTI()))
+    ti_key = SimpleNamespace(dag_id="d", task_id="tune", run_id="r", map_index=-1, try_number=1)
+    assert ClovaStudioTuningConsoleLink().get_link(op, ti_key=ti_key) == ""
+    assert reads == []
+
+
+def test_after_submit_the_link_comes_from_the_operator_that_recorded_it() -> None:
+    op = ClovaStudioTuningOperator(task_id="tune", model="HCX-005", dataset_bucket="b", dataset_key="k")
+    ti = FakeTI()
+    ClovaStudioTuningConsoleLink.persist(make_context(ti), "https://x/task/abc", op)
+    assert ClovaStudioTuningConsoleLink().get_link(op, ti_key=None) == "https://x/task/abc"
+    assert ti.pushes == [(ClovaStudioTuningConsoleLink.key, "https://x/task/abc")]

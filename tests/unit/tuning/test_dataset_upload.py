@@ -143,3 +143,32 @@ def test_template_fields() -> None:
         "key",
         "object_storage_conn_id",
     }
+
+
+def test_a_missing_local_file_is_a_typed_error_with_the_fix(s3: Any, tmp_path: Path) -> None:
+    with pytest.raises(ClovaStudioDatasetError, match=r"not-there\.jsonl.*No such file.*Fix: check the path"):
+        upload(tmp_path / "not-there.jsonl")
+
+
+def test_a_missing_bucket_is_a_typed_error_naming_the_bucket_and_how_to_create_it(s3: Any, tmp_path: Path) -> None:
+    op = ClovaStudioDatasetUploadOperator(
+        task_id="upload", source=write(tmp_path, SAMPLE), bucket="no-such-bucket", object_storage_conn_id=OBJ_CONN_ID
+    )
+    with pytest.raises(ClovaStudioDatasetError, match="'no-such-bucket' does not exist") as info:
+        op.execute(make_context())
+    assert "LocationConstraint" in str(info.value) and "kr-standard" in str(info.value)
+
+
+def test_an_empty_bucket_name_fails_at_construction_or_after_rendering(s3: Any, tmp_path: Path) -> None:
+    from airflow_provider_clova.client.errors import ClovaStudioConfigError
+
+    with pytest.raises(ClovaStudioConfigError, match=r"bucket='' is empty\. Fix:"):
+        ClovaStudioDatasetUploadOperator(
+            task_id="upload", source="x.jsonl", bucket="", object_storage_conn_id=OBJ_CONN_ID
+        )
+    op = ClovaStudioDatasetUploadOperator(
+        task_id="upload", source=write(tmp_path, SAMPLE), bucket="{{ var }}", object_storage_conn_id=OBJ_CONN_ID
+    )
+    op.bucket = ""  # what the template rendered to
+    with pytest.raises(ClovaStudioConfigError, match=r"bucket='' is empty"):
+        op.execute(make_context())

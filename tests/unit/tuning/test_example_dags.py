@@ -47,3 +47,11 @@ def test_the_tuning_task_is_deferrable_and_reads_the_uploaded_key(name: str) -> 
     assert tune.deferrable is True
     assert "upload_dataset" in tune.dataset_key and "upload_dataset" in tune.dataset_bucket
     assert tune.outlets, "the tuned model is published as an asset"
+
+
+@pytest.mark.parametrize("name", ["clova_tuning_pipeline", "clova_scheduled_retraining", "clova_tuning_sweep"])
+def test_every_task_retries(name: str) -> None:
+    """A worker lost mid-submit (reported by Airflow as a likely OOM) leaves the training running:
+    the retry reattaches to it, so the examples must retry."""
+    dag = load(name).dag
+    assert all(task.retries >= 1 for task in dag.tasks), {task.task_id: task.retries for task in dag.tasks}

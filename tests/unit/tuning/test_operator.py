@@ -45,6 +45,9 @@ from tests.unit.tuning.conftest import (
 
 pytestmark = pytest.mark.usefixtures("connections")
 
+#: the real one, before the autouse ``versions`` fixture replaces it
+REAL_OBJECT_VERSION = _object_storage.object_version
+
 SAMPLE = (resources.files("airflow_provider_clova.datasets") / "samples" / "tuning_sample.jsonl").read_bytes()
 BAD_DATASET = b'{"C_ID": 0, "System_Prompt": "", "T_ID": 0, "Text": "hi", "Completion": "hello"}\n'
 
@@ -235,6 +238,10 @@ def test_each_map_index_gets_its_own_task(service: FakeService, dataset: dict[st
         ("resource_timeout", "resource.timeout", True),
         ("resource_timeout", "file.format", False),
         ("resource_timeout", "train.unknown", False),
+        ("transient", "resource.timeout", True),
+        ("transient", "train.unknown", True),
+        ("transient", "clops.error", True),
+        ("transient", "file.format", False),
         ("always", "train.unknown", True),
         ("always", "file.format", True),
         ("never", "resource.timeout", False),
@@ -550,13 +557,16 @@ def test_success_attaches_the_model_to_every_outlet_asset_event(
     ctx = context_for(service)
     operator(service, outlets=[asset]).execute(ctx)
     extra = ctx["outlet_events"][asset].extra
-    assert extra == {
+    assert {key: extra[key] for key in ("task_id", "name", "model", "train_loss", "chat_completions_path")} == {
         "task_id": "tsk00001",
         "name": name_for(),
         "model": "HCX-005",
         "train_loss": 0.3125,
         "chat_completions_path": "/v3/tasks/tsk00001/chat-completions",
     }
+    # and where it came from (the same facts OpenLineage gets)
+    assert extra["dataset"].startswith("s3://") and extra["namespace"].startswith("clova-studio://")
+    assert set(extra) >= {"epochs", "learning_rate", "num_tokens", "data_rows"}
 
 
 def test_object_storage_secret_never_leaves_the_create_call(
@@ -613,3 +623,167 @@ def test_bad_arguments_fail_at_construction(service: FakeService) -> None:
         operator(service, timeout=0)
     with pytest.raises(ValueError, match="max_resubmits"):
         operator(service, max_resubmits=-1)
+
+
+# -- the dataset version cannot be read: fail before any create ----------------------------
+
+
+class _FakeS3:
+    def __init__(self, error: BaseException | None, etag: str = '"etag-9"') -> None:
+        self.error, self.etag, self.heads = error, etag, 0
+
+    def get_conn(self) -> _FakeS3:
+        return self
+
+    def get_credentials(self) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(access_key=OBJ_ACCESS_KEY, secret_key=OBJ_SECRET_KEY)
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        self.heads += 1
+        if self.error is not None:
+            raise self.error
+        return {"ETag": self.etag}
+
+
+def _client_error(status: int, code: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError(
+        {"Error": {"Code": code, "Message": ""}, "ResponseMetadata": {"HTTPStatusCode": status}}, "HeadObject"
+    )
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_an_unreadable_dataset_version_fails_the_try_before_any_create(
+    service: FakeService, dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    from airflow_provider_clova.client.errors import ClovaStudioStorageError
+
+    monkeypatch.setattr(_object_storage, "object_version", REAL_OBJECT_VERSION)
+    s3 = _FakeS3(_client_error(status, str(status)))
+    monkeypatch.setattr(_object_storage, "s3_hook", lambda conn_id: s3)
+    with pytest.raises(ClovaStudioStorageError, match=rf"HTTP {status}.*nothing was submitted\. Fix:"):
+        operator(service).execute(context_for(service))
+    assert service.kinds() == []  # not even listed: the name is not known
+    # the next try reads the version and names the job as the first try would have
+    s3.error = None
+    op = operator(service, wait_for_completion=False)
+    op.execute(context_for(service, try_number=2))
+    assert service.kinds() == ["list", "create", "list", "xcom", "xcom"]
+
+
+def test_an_unreachable_object_storage_is_a_typed_error(service: FakeService, monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from airflow_provider_clova.client.errors import ClovaStudioStorageError
+
+    monkeypatch.setattr(_object_storage, "object_version", REAL_OBJECT_VERSION)
+    monkeypatch.setattr(
+        _object_storage, "s3_hook", lambda conn_id: _FakeS3(EndpointConnectionError(endpoint_url="http://x"))
+    )
+    with pytest.raises(ClovaStudioStorageError, match="EndpointConnectionError"):
+        operator(service).execute(context_for(service))
+    assert "create" not in service.kinds()
+
+
+def test_a_missing_object_has_no_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_object_storage, "s3_hook", lambda conn_id: _FakeS3(_client_error(404, "404")))
+    assert REAL_OBJECT_VERSION(OBJ_CONN_ID, "b", "k") is None
+    monkeypatch.setattr(_object_storage, "s3_hook", lambda conn_id: _FakeS3(None, '"abc"'))
+    assert REAL_OBJECT_VERSION(OBJ_CONN_ID, "b", "k") == '"abc"'
+
+
+# -- two tries of one task instance at once: one training -----------------------------------
+
+
+def test_two_tries_that_both_created_converge_on_the_first_created(
+    service: FakeService, dataset: dict[str, Any]
+) -> None:
+    first, second = operator(service), operator(service)
+    name = name_for()
+    made_first = first._create(name, set())
+    made_second = second._create(name, set())  # both created before either looked
+    kept_by_second = second._converge(name, made_second)
+    kept_by_first = first._converge(name, made_first)
+    assert kept_by_first.id == kept_by_second.id == made_first.id
+    assert list(service.tasks) == [made_first.id]
+    assert ("delete", made_first.id) not in service.calls
+
+
+def test_a_try_that_overlaps_another_never_deletes_the_task_that_one_kept(
+    service: FakeService, dataset: dict[str, Any]
+) -> None:
+    # Try 2 runs start to finish while try 1's create is in flight: try 2 lists (nothing yet),
+    # creates, looks again and keeps its own. Try 1's create then lands (newer): it must give
+    # way to the task try 2 already waits on.
+    zombie = operator(service, wait_for_completion=False)
+    other = operator(service, wait_for_completion=False)
+    real_create = service.create_tuning_task
+    results: dict[str, Any] = {}
+
+    def create_racing(model: str, dataset: Any = None, **fields: Any) -> Any:
+        if "other" not in results:
+            service.create_tuning_task = real_create  # type: ignore[method-assign]
+            results["other"] = other.execute(context_for(service, try_number=2))
+        return real_create(model, dataset, **fields)
+
+    service.create_tuning_task = create_racing  # type: ignore[method-assign]
+    results["zombie"] = zombie.execute(context_for(service, try_number=1))
+    kept = results["other"]["task_id"]
+    assert results["zombie"]["task_id"] == kept
+    assert list(service.tasks) == [kept]
+    assert [c["id"] for c in service.created] == [kept, "tsk00002"]
+    assert ("delete", kept) not in service.calls and ("delete", "tsk00002") in service.calls
+
+
+def test_a_retry_finding_two_live_duplicates_keeps_the_first_and_deletes_the_other(service: FakeService) -> None:
+    name = name_for()
+    service.add(task_json("older001", "RUNNING", name=name, created="2023-08-21T13:00:00+0900"))
+    service.add(task_json("newer002", "WAIT", name=name, created="2023-08-21T13:00:00+0900"))  # same second
+    result = operator(service, wait_for_completion=False).execute(context_for(service, try_number=3))
+    assert result["task_id"] == "older001"
+    assert list(service.tasks) == ["older001"]
+    assert "create" not in service.kinds()
+
+
+# -- train.unknown: "create it again once" ------------------------------------------------------
+
+
+@pytest.mark.parametrize("reason", ["train.unknown", "clops.error"])
+def test_a_platform_failure_is_created_again_once_then_fails_with_the_hint(
+    service: FakeService, dataset: dict[str, Any], reason: str
+) -> None:
+    name = name_for()
+    service.scripts["tsk00001"] = [failed_json("tsk00001", reason, None, name=name)]
+    service.scripts["tsk00002"] = [failed_json("tsk00002", reason, None, name=name)]
+    with pytest.raises(ClovaStudioTuningFailedError, match="support") as info:
+        operator(service).execute(context_for(service))
+    assert info.value.task_id == "tsk00002" and [c["id"] for c in service.created] == ["tsk00001", "tsk00002"]
+    # an Airflow retry re-raises at once: the service's hint allows one more try, and it was made
+    with pytest.raises(ClovaStudioTuningFailedError, match="support"):
+        operator(service).execute(context_for(service, try_number=2))
+    assert len(service.created) == 2
+
+
+def test_a_retry_after_one_train_unknown_creates_it_again(service: FakeService, dataset: dict[str, Any]) -> None:
+    service.add(failed_json("fail0001", "train.unknown", None, name=name_for()))
+    service.script = succeed_after("RUNNING")
+    result = operator(service).execute(context_for(service, try_number=2))
+    assert result["status"] == "SUCCEEDED" and len(service.created) == 1
+
+
+@pytest.mark.parametrize("field", ["dataset_bucket", "dataset_key"])
+def test_an_empty_dataset_location_fails_naming_the_field(service: FakeService, field: str) -> None:
+    from airflow_provider_clova.client.errors import ClovaStudioConfigError
+
+    with pytest.raises(ClovaStudioConfigError, match=rf"{field}='' is empty\. Fix:"):
+        ClovaStudioTuningOperator(
+            task_id="tune", model="HCX-005", **{"dataset_bucket": "b", "dataset_key": "k", field: ""}
+        )
+    op = operator(service)
+    setattr(op, field, "   ")  # a template that rendered to blanks
+    with pytest.raises(ClovaStudioConfigError, match=rf"{field}='   ' is empty"):
+        op.execute(context_for(service))
+    assert service.kinds() == []

@@ -260,9 +260,10 @@ def test_deadline_gives_a_timeout_event_with_the_last_snapshot() -> None:
     assert event.status == "timeout"
     assert "timeout" in event.message and "RUNNING" in event.message
     assert event.task is not None and event.task["status"] == "RUNNING"
-    # the last look is exactly at the deadline, not a poll_interval (or an adaptive pause) later
-    assert trace.end_time == pytest.approx(1500.0)
-    assert all(t <= 1500.0 for t, _, _ in trace.polls)
+    # it gives up exactly at the deadline, not a poll_interval (or an adaptive pause) later, and
+    # starts no fetch there: one that would only answer after the deadline
+    assert clock.now == pytest.approx(1500.0)
+    assert all(t < 1500.0 for t, _, _ in trace.polls)
 
 
 def test_deadline_never_fetched_still_times_out_cleanly() -> None:

@@ -149,14 +149,14 @@ async def test_failed_task_yields_one_failed_event(api: respx.MockRouter, sleeps
     assert got[0].payload["task"]["statusInfo"]["message"] == "Invalid dataset: column order"
 
 
-async def test_timeout_yields_one_timeout_event_with_the_last_snapshot(
+async def test_a_trigger_started_past_its_deadline_times_out_without_polling(
     api: respx.MockRouter, sleeps: list[float]
 ) -> None:
     route = api.get(TASK_PATH).mock(return_value=ok(task_json(TASK, "WAIT")))
     got = await events(trigger(end_time=time.time() - 1))
     assert [e.payload["status"] for e in got] == ["timeout"]
-    assert got[0].payload["task"]["status"] == "WAIT"
-    assert route.call_count == 1
+    assert "never fetched" in got[0].payload["message"]
+    assert route.call_count == 0
 
 
 async def test_timeout_after_some_polls(api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,7 +175,9 @@ async def test_timeout_after_some_polls(api: respx.MockRouter, monkeypatch: pyte
     t = trigger(end_time=time.time() + 35)
     got = await events(t)
     assert [e.payload["status"] for e in got] == ["timeout"]
-    assert route.call_count == 5  # at 0, 10, 20, 30 and at the deadline (35)
+    # at 0, 10, 20 and 30; at the deadline (35) it stops without a fetch that would end past it
+    assert route.call_count == 4
+    assert now[0] == pytest.approx(1035.0, abs=0.01)
 
 
 @pytest.mark.parametrize(

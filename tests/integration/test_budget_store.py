@@ -1,0 +1,268 @@
+"""The shared budget store against a real ``redis-server`` (and the emulator): workers in
+separate processes share one budget with zero 429s, a killed worker's requests free the budget
+within one window, a 429 pauses every limiter of the budget, an unreachable store is a typed
+error naming the fix (or, when asked, the static split), and the keys stay bounded."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_clova.client import budget_store, limiter
+from airflow_provider_clova.client.budget_store import StoreLimiter, StoreSettings
+from airflow_provider_clova.client.client import ClovaStudioClient
+from airflow_provider_clova.client.config import config_from_connection
+from airflow_provider_clova.client.errors import ClovaStudioBudgetStoreError
+from airflow_provider_clova.client.limits import Budget
+from airflow_provider_clova.testing.pytest_plugin import ClovaEmulator, RedisServer
+
+pytestmark = pytest.mark.integration
+
+WORKER = Path(__file__).with_name("_budget_worker.py")
+KEY = ("acct", "HCX-005", "test")
+
+
+@pytest.fixture(autouse=True)
+def fresh_limiters() -> Iterator[None]:
+    limiter.clear_shared_limiters()
+    budget_store.clear_store_limiters()
+    yield
+    limiter.clear_shared_limiters()
+    budget_store.clear_store_limiters()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def chat_config(emulator: ClovaEmulator, **extra: Any) -> Any:
+    # Chat takes the API key (Bearer); signature v2 is for the tuning API only.
+    return config_from_connection(host=emulator.url, login=None, password=emulator.api_key, extra=extra)
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    return max(bisect.bisect_left(times, t + window) - i for i, t in enumerate(times))
+
+
+@pytest.mark.slow
+def test_worker_processes_share_one_budget_with_zero_429(
+    clova_emulator_factory: Any, redis_server: RedisServer
+) -> None:
+    window, qpm, workers, each = 4.0, 40, 4, 20
+    limits = {"HCX-005": {"qpm": qpm, "tpm": 10**6}}
+    emulator = clova_emulator_factory(limits=limits, rate_window_seconds=window, time_scale=0.01)
+    spec = {
+        "url": emulator.url,
+        "api_key": emulator.api_key,
+        "store": redis_server.url,
+        "limits": limits,
+        "window": window,
+        "model": "HCX-005",
+        "requests": each,
+        "concurrency": 8,
+    }
+    children = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), "chat", json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == "READY"
+    start = time.time() + 0.3
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(f"{start!r}\n")
+        child.stdin.flush()
+    done: list[float] = []
+    for child in children:
+        out, _ = child.communicate(timeout=120)
+        assert child.returncode == 0
+        done += json.loads(out.strip().splitlines()[-1])["done"]
+
+    stats = emulator.stats()
+    assert sum(int(codes.get("429", 0)) for codes in stats["requests"].values()) == 0
+    assert len(done) == workers * each
+    window_stats = next(w for w in stats["windows"] if w["model"] == "HCX-005")
+    assert window_stats["max_requests_in_window"] <= qpm
+    # Together they use the whole budget (a static split would give each a quarter, and four
+    # quarters only if all four ran): 80 requests at 40 per 4.1 s take about 8 s.
+    elapsed = max(done) - start
+    assert (len(done) / elapsed) / (qpm / window) >= 0.85, [round(t - start, 2) for t in sorted(done)]
+    assert max_in_window(done, window) <= qpm + 1  # answers, not arrivals: one of slack for latency
+
+
+@pytest.mark.slow
+def test_killed_worker_frees_the_budget_within_a_window(redis_server: RedisServer) -> None:
+    window, qpm = 2.0, 10
+    spec = {
+        "key": list(KEY),
+        "budget": {"qpm": qpm, "tpm": 10**6},
+        "store": redis_server.url,
+        "window": window,
+        "concurrency": 60,  # a line six windows deep
+    }
+    child = subprocess.Popen([sys.executable, str(WORKER), "hold", json.dumps(spec)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    for _ in range(4):  # four requests committed and "in flight", the rest planned
+        assert child.stdout.readline().strip() == "COMMITTED"
+    mine = StoreLimiter(KEY, Budget(qpm=qpm, tpm=10**6), StoreSettings(redis_server.url), window_seconds=window)
+    assert mine.snapshot()["waiting"] >= 20
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    killed = time.monotonic()
+
+    committed = []
+    for _ in range(qpm):
+        mine.acquire(1)
+        committed.append(time.monotonic() - killed)
+    # The dead worker's planned requests leave the line within a lease and the ones behind
+    # close the gap; its committed requests count for one window. Without that, its
+    # planned requests would hold the line for 11 s.
+    interval = mine.span_seconds / qpm
+    assert committed[-1] <= mine.lease_seconds + mine.renew_seconds + qpm * interval + 1.5, committed
+    assert mine.snapshot()["waiting"] == 0
+    time.sleep(mine.span_seconds)  # let the window pass, then nothing of the dead worker remains
+    assert mine.snapshot()["used_qpm"] == 0
+
+
+def test_a_429_pauses_every_limiter_of_the_budget(redis_server: RedisServer) -> None:
+    settings = StoreSettings(redis_server.url)
+    one = StoreLimiter(KEY, Budget(qpm=100, tpm=10**6), settings, window_seconds=4.0)
+    other = StoreLimiter(KEY, Budget(qpm=100, tpm=10**6), settings, window_seconds=4.0)
+    reservation = one.acquire(10)
+    one.on_rate_limited(retry_after=1.5, reservation=reservation)
+    seen = other.snapshot()
+    assert seen["paused_for_seconds"] > 1.0
+    assert seen["rate_factor"] == pytest.approx(0.5)
+    began = time.monotonic()
+    other.acquire(10)
+    assert time.monotonic() - began >= 1.0
+    # A late report of the same episode does not halve the rate again.
+    one.on_rate_limited(reservation=reservation)
+    assert other.snapshot()["rate_limited_total"] == 1
+
+
+def test_a_huge_retry_after_pauses_the_shared_budget_one_window_at_most(redis_server: RedisServer) -> None:
+    limiter = StoreLimiter(
+        f"{KEY}-cap", Budget(qpm=100, tpm=10**6), StoreSettings(redis_server.url), window_seconds=4.0
+    )
+    limiter.on_rate_limited(retry_after=1e308, reservation=limiter.acquire(10))
+    assert 3.0 < limiter.snapshot()["paused_for_seconds"] <= 4.0
+
+
+def test_release_and_settle_correct_the_shared_window(redis_server: RedisServer) -> None:
+    store = StoreLimiter(KEY, Budget(qpm=50, tpm=1000), StoreSettings(redis_server.url), window_seconds=30.0)
+    first = store.acquire(400)
+    assert store.snapshot()["used_tpm"] == 400
+    first.settle(150)
+    assert store.snapshot()["used_tpm"] == 150
+    first.release()
+    first.release()  # idempotent
+    snap = store.snapshot()
+    assert (snap["used_qpm"], snap["used_tpm"]) == (0, 0)
+
+
+def test_keys_expire_and_the_window_is_trimmed(redis_server: RedisServer) -> None:
+    import redis
+
+    store = StoreLimiter(KEY, Budget(qpm=20, tpm=10**6), StoreSettings(redis_server.url), window_seconds=0.5)
+    for _ in range(30):
+        store.acquire(1).settle(1)
+    client = redis.Redis.from_url(redis_server.url)
+    keys = client.keys(f"{budget_store.KEY_PREFIX}:*")
+    assert keys
+    for key in keys:
+        assert 0 < client.ttl(key) <= store._ttl()
+    # 30 requests over three windows of 0.5 s: only the last window's stay.
+    assert client.zcard(f"{budget_store.KEY_PREFIX}:{{acct:HCX-005:test}}:sent") <= 20
+
+
+def test_unreachable_store_fails_the_first_call_naming_the_fix(
+    clova_emulator: ClovaEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"redis://:s3cr%21t-pw@127.0.0.1:{closed_port()}/0"
+    config = chat_config(clova_emulator, budget_store=url)
+    assert "s3cr" not in repr(config)
+    with ClovaStudioClient(config) as client, pytest.raises(ClovaStudioBudgetStoreError) as caught:
+        client.chat_completion([{"role": "user", "content": "hi"}], model="HCX-005")
+    text = str(caught.value)
+    assert "extra.budget_store" in text and "Fix:" in text and "budget_store_fallback" in text
+    assert "redis://:***@127.0.0.1" in text
+    assert "s3cr" not in text and "s3cr" not in caplog.text
+    assert "chat.v3" not in clova_emulator.stats()["requests"]  # nothing was sent
+
+
+def test_fallback_static_paces_at_the_pool_share_and_says_so(
+    clova_emulator: ClovaEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"redis://:pw-x@127.0.0.1:{closed_port()}/0"
+    config = chat_config(clova_emulator, budget_store=url, budget_store_fallback="static")
+    from dataclasses import replace
+
+    config = replace(config, rate_share=0.25)
+    with caplog.at_level(logging.WARNING), ClovaStudioClient(config) as client:
+        client.chat_completion([{"role": "user", "content": "hi"}], model="HCX-005")
+        client.chat_completion([{"role": "user", "content": "hi"}], model="HCX-005")
+    local = limiter._registry[(config.account_id, "HCX-005", "test")]
+    assert local.share == 0.25 and local.snapshot()["granted_total"] == 2
+    warnings = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1 and "static" in warnings[0] and "pw-x" not in caplog.text
+
+
+def test_wrong_password_is_a_store_error_without_the_password(
+    clova_emulator: ClovaEmulator, redis_server: RedisServer
+) -> None:
+    url = f"redis://:not-the-pw@{redis_server.host}:{redis_server.port}/0"
+    config = chat_config(clova_emulator, budget_store=url)
+    with ClovaStudioClient(config) as client, pytest.raises(ClovaStudioBudgetStoreError) as caught:
+        client.chat_completion([{"role": "user", "content": "hi"}], model="HCX-005")
+    assert "not-the-pw" not in str(caught.value)
+    assert "AuthenticationError" in str(caught.value) or "invalid" in str(caught.value).lower()
+
+
+def test_a_429_plans_the_waiting_line_again_after_the_pause(redis_server: RedisServer) -> None:
+    import threading
+
+    settings = StoreSettings(redis_server.url)
+    budget = Budget(qpm=10, tpm=10**6)
+    first = StoreLimiter(KEY, budget, settings, window_seconds=4.0).acquire(1)
+    committed: list[float] = []
+
+    def wait_one() -> None:
+        StoreLimiter(KEY, budget, settings, window_seconds=4.0, poll_seconds=0.2).acquire(1)
+        committed.append(time.monotonic())
+
+    threads = [threading.Thread(target=wait_one) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    watcher = StoreLimiter(KEY, budget, settings, window_seconds=4.0)
+    while watcher.snapshot()["waiting"] < 3:  # all three planned behind the first, 0.41 s apart
+        time.sleep(0.01)
+    watcher.on_rate_limited(retry_after=1.0, reservation=first)
+    limited = time.monotonic()
+    for thread in threads:
+        thread.join(30)
+    committed.sort()
+    assert committed[0] - limited >= 0.95  # nobody goes before the pause ends ...
+    # ... and the line then runs at half the pace: 4.1 s / 10 / 0.5 = 0.82 s apart.
+    assert min(b - a for a, b in itertools.pairwise(committed)) >= 0.7, committed
