@@ -14,22 +14,29 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema", "port"],
     "relabeling": {
         "host": "Base URL",
-        "login": "Access key (signature v2; leave empty for an API key)",
-        "password": "Secret key (signature v2) or API key (Bearer)",
+        "login": "IAM access key (signs the tuning API; leave empty for an API key only)",
+        "password": "API key (Bearer), or the IAM secret key when an access key is set",
     },
     "placeholders": {
-        "host": "https://clovastudio.stream.ntruss.com",
+        "host": "empty: the documented NAVER hosts; or e.g. http://127.0.0.1:8765 (emulator)",
         "login": "NCP access key, e.g. ncp_iam_BPAMKR...",
-        "password": "NCP secret key, or a CLOVA Studio API key nv-...",
-        "extra": '{"app_type": "test", "limits": {"HCX-005": {"qpm": 60, "tpm": 60000}}}',
+        "password": "a CLOVA Studio API key nv-..., or the NCP secret key",
+        "extra": '{"api_key": "nv-...", "app_type": "test", "limits": {"HCX-005": {"qpm": 60, "tpm": 60000}}}',
     },
 }
 
 CONN_FIELDS: dict[str, Any] = {
+    "api_key": {
+        "label": "API key next to IAM keys",
+        "description": "A CLOVA Studio API key (nv-...) for a connection whose login/password are IAM keys: "
+        "the IAM keys sign the tuning API, the API key sends chat, token counts, embeddings and the "
+        "OpenAI-compatible API. Leave empty when the password is already the API key.",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
     "auth_type": {
         "label": "Auth type",
-        "description": "bearer (API key), apigw_v2 (access key + secret key) or legacy_keys. "
-        "Empty: apigw_v2 when an access key is set, else bearer.",
+        "description": "How login/password are read: bearer (password = API key), apigw_v2 (IAM access key + "
+        "secret key) or legacy_keys. Empty: apigw_v2 when an access key is set, else bearer.",
         "schema": {"type": ["string", "null"], "enum": ["bearer", "apigw_v2", "legacy_keys", None]},
     },
     "app_type": {

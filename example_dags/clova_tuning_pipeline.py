@@ -58,7 +58,7 @@ with DAG(
 
     tune = ClovaStudioTuningOperator(
         task_id="tune",
-        model="HCX-003",
+        model="HCX-003",  # the model CLOVA Studio can tune; its tuned model speaks chat v1
         dataset_bucket="{{ ti.xcom_pull(task_ids='upload_dataset')['bucket'] }}",
         dataset_key="{{ ti.xcom_pull(task_ids='upload_dataset')['key'] }}",
         object_storage_conn_id="ncloud_object_storage",
@@ -82,6 +82,8 @@ with DAG(
         """One line a person can read: which model was trained, how well, and what it says."""
         summary = {
             "tuning_task_id": tuning["task_id"],
+            "model": tuning["model"],
+            "chat_completions_path": tuning["chat_completions_path"],
             "status": tuning["status"],
             "final_train_loss": tuning["train_loss"],
             "steps": f"{tuning['steps']}/{tuning['total_steps']}",

@@ -94,6 +94,7 @@ def main() -> int:
         print()
         print("  CLOVA Studio tuning pipeline: done")
         print(f"  tuning task     {summary['tuning_task_id']}  ({summary['status']}, steps {summary['steps']})")
+        print(f"  base model      {summary['model']} (tuned model at {summary['chat_completions_path']})")
         print(f"  final loss      {summary['final_train_loss']}")
         print(f"  tasks created   {len(created)}")
         print(f"  question        {summary['question']}")

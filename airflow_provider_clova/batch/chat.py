@@ -86,8 +86,11 @@ class ChatRows:
             request.messages, model=self.model, task_id=self.tuning_task_id, **request.parameters
         )
         usage = result.usage
+        fields = {"content": result.content, "finish_reason": result.finish_reason, "usage": usage.to_dict()}
+        if result.thinking_content is not None:  # a reasoning model's (HCX-007) reasoning text
+            fields["thinking_content"] = result.thinking_content
         return RowOutput(
-            {"content": result.content, "finish_reason": result.finish_reason, "usage": usage.to_dict()},
+            fields,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             charged_tokens=usage.prompt_tokens + request.reserved_output_tokens,

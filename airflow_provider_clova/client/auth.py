@@ -13,8 +13,13 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Literal
 
 import httpx
+
+#: The three documented schemes: an API key (Bearer), NCP IAM keys (signature v2), legacy app keys.
+Scheme = Literal["bearer", "apigw_v2", "legacy_keys"]
 
 SIGNATURE_TIMESTAMP_HEADER = "X-NCP-APIGW-TIMESTAMP"
 SIGNATURE_ACCESS_KEY_HEADER = "X-NCP-IAM-ACCESS-KEY"
@@ -76,6 +81,11 @@ class BearerAuth(httpx.Auth):
             raise ValueError("bearer auth needs an API key")
         self._api_key = api_key
 
+    @property
+    def api_key(self) -> str:
+        """The key itself, for handing to another client on the same key (the ``openai`` SDK)."""
+        return self._api_key
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self._api_key}"
         yield request
@@ -100,3 +110,32 @@ class LegacyKeyAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return "LegacyKeyAuth(studio_api_key=***, gateway_api_key=***)"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Every scheme one connection can sign with; each is None when the connection lacks it.
+
+    A connection may hold an API key next to IAM keys: the router (``routing.py``) then picks,
+    per call, the scheme CLOVA Studio documents for that endpoint family.
+    """
+
+    bearer: BearerAuth | None = field(default=None, repr=False)
+    signature: SignatureV2Auth | None = field(default=None, repr=False)
+    legacy: LegacyKeyAuth | None = field(default=None, repr=False)
+
+    def get(self, scheme: Scheme) -> httpx.Auth | None:
+        if scheme == "bearer":
+            return self.bearer
+        if scheme == "apigw_v2":
+            return self.signature
+        return self.legacy
+
+    @property
+    def schemes(self) -> tuple[Scheme, ...]:
+        """The schemes this connection can use, in a fixed order."""
+        all_schemes: tuple[Scheme, ...] = ("bearer", "apigw_v2", "legacy_keys")
+        return tuple(scheme for scheme in all_schemes if self.get(scheme) is not None)
+
+    def __repr__(self) -> str:
+        return f"Credentials(schemes={list(self.schemes)})"

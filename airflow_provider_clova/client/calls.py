@@ -10,10 +10,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_clova.client.catalog import model_info
+from airflow_provider_clova.client.auth import Scheme
+from airflow_provider_clova.client.catalog import Overrides, model_info, tunable_model_info
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 from airflow_provider_clova.client.models import ChatResult, TuningTask, TuningTaskPage
 from airflow_provider_clova.client.params import TUNING_FIELDS, normalize, normalize_chat_params, reject_non_finite
+from airflow_provider_clova.client.routing import Family
 
 TUNING_TASKS_PATH = "/tuning/v2/tasks"
 MAX_PAGE_SIZE = 100
@@ -25,11 +27,17 @@ def _identity(result: Any) -> Any:
 
 @dataclass(frozen=True)
 class Call:
-    """One logical request: method, path, body, whether repeating it is harmless, and its parser."""
+    """One logical request: method, path, body, whether repeating it is harmless, and its parser.
+
+    ``family`` decides which auth schemes may send it (``routing.py``); ``scheme`` forces one
+    (the connection test checks each credential on its own).
+    """
 
     method: str
     path: str
     route: str
+    family: Family = "other"
+    scheme: Scheme | None = None
     #: Hidden from repr: a create body carries the Object Storage secret key.
     json: Any = field(default=None, repr=False)
     params: Mapping[str, Any] | None = None
@@ -69,15 +77,15 @@ class TuningDataset:
         }
 
 
-def tuning_body(model: str, dataset: TuningDataset | None, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The create body: fields checked against the documented ranges, model checked tunable."""
-    info = model_info(model)
-    if not info.tunable:
-        from airflow_provider_clova.client.catalog import tunable_models
+def tuning_body(
+    model: str, dataset: TuningDataset | None, fields: Mapping[str, Any], *, models: Overrides | None = None
+) -> dict[str, Any]:
+    """The create body: fields checked against the documented ranges, model checked tunable.
 
-        raise ClovaStudioConfigError(
-            f"create tuning task: model {model!r} cannot be tuned; tunable models: {', '.join(tunable_models())}"
-        )
+    Only fields the caller gives are sent (``taskType`` is no longer in the commercial create
+    body, so it goes only when the user sets it); the service applies its own defaults.
+    """
+    tunable_model_info(model, models, where="create tuning task")
     body = normalize({"model": model, **fields}, TUNING_FIELDS, where="create tuning task")
     if dataset is not None:
         body.update(dataset.to_api())
@@ -104,6 +112,7 @@ def create_tuning_task(body: Mapping[str, Any]) -> Call:
         "POST",
         TUNING_TASKS_PATH,
         "tuning.create",
+        family="tuning",
         json=dict(body),
         idempotent=False,
         parse=TuningTask.from_api,
@@ -112,7 +121,7 @@ def create_tuning_task(body: Mapping[str, Any]) -> Call:
 
 def get_tuning_task(tuning_task_id: str) -> Call:
     path = f"{TUNING_TASKS_PATH}/{_checked_tuning_task_id(tuning_task_id)}"
-    return Call("GET", path, "tuning.get", parse=TuningTask.from_api)
+    return Call("GET", path, "tuning.get", family="tuning", parse=TuningTask.from_api)
 
 
 def list_tuning_tasks_page(page: int, size: int) -> Call:
@@ -122,6 +131,7 @@ def list_tuning_tasks_page(page: int, size: int) -> Call:
         "GET",
         TUNING_TASKS_PATH,
         "tuning.list",
+        family="tuning",
         params={"page": page, "size": size},
         parse=TuningTaskPage.from_api,
     )
@@ -129,7 +139,8 @@ def list_tuning_tasks_page(page: int, size: int) -> Call:
 
 def delete_tuning_task(tuning_task_id: str) -> Call:
     # Deleting twice is harmless (the second answers 404), so the call may be retried.
-    return Call("DELETE", f"{TUNING_TASKS_PATH}/{_checked_tuning_task_id(tuning_task_id)}", "tuning.delete")
+    path = f"{TUNING_TASKS_PATH}/{_checked_tuning_task_id(tuning_task_id)}"
+    return Call("DELETE", path, "tuning.delete", family="tuning")
 
 
 def chat_completion(
@@ -138,27 +149,41 @@ def chat_completion(
     model: str,
     task_id: str | None,
     params: Mapping[str, Any],
-    prefix: str,
+    prefix: str = "",
+    models: Overrides | None = None,
 ) -> Call:
-    """A chat call for a base model or a tuned task; v1 or v3 chosen by the (base) model."""
+    """A chat call for a base model or a tuned task; v1 or v3 chosen by the (base) model.
+
+    ``prefix`` goes before the path; the client itself adds ``/testapp`` or ``/serviceapp``
+    when it sends the call with legacy app keys, so callers leave it empty.
+    """
     from airflow_provider_clova.client.params import requested_output_tokens
     from airflow_provider_clova.client.tokens import estimate_input_tokens
 
-    info = model_info(model)
+    info = model_info(model, models)
     checked_messages = _messages(messages)
     body: dict[str, Any] = {"messages": checked_messages}
-    body.update(normalize_chat_params(params, api=info.api, max_output_tokens=info.max_output_tokens))
+    body.update(
+        normalize_chat_params(
+            params,
+            api=info.api,
+            max_output_tokens=info.max_output_tokens,
+            reasoning=info.reasoning,
+            tuned=bool(task_id),
+        )
+    )
     if task_id:
         path = f"{prefix}/{info.api}/tasks/{_checked_tuning_task_id(task_id)}/chat-completions"
         route = "chat.tuned"
     else:
         path = f"{prefix}/{info.api}/chat-completions/{model}"
         route = f"chat.{info.api}"
-    reserved = requested_output_tokens(body)
+    reserved = requested_output_tokens(body, reasoning=info.reasoning)
     return Call(
         "POST",
         path,
         route,
+        family=_chat_family(info.api),
         json=body,
         # A repeated chat call creates nothing lasting; it only spends budget, which the limiter meters.
         idempotent=True,
@@ -169,16 +194,23 @@ def chat_completion(
     )
 
 
-def count_tokens(messages: Sequence[Mapping[str, Any]], *, model: str, prefix: str = "") -> Call:
-    """The token-count call; legacy app keys call it under ``/testapp`` or ``/serviceapp`` like chat."""
-    info = model_info(model)
+def count_tokens(
+    messages: Sequence[Mapping[str, Any]], *, model: str, prefix: str = "", models: Overrides | None = None
+) -> Call:
+    """The token-count call; legacy app keys call the v1 one under ``/testapp`` or ``/serviceapp`` like chat."""
+    info = model_info(model, models)
     return Call(
         "POST",
         f"{prefix}/{info.api}/api-tools/chat-tokenize/{model}",
         "tokenize",
+        family=_chat_family(info.api),
         json={"messages": _messages(messages)},
         parse=_token_total,
     )
+
+
+def _chat_family(api: str) -> Family:
+    return "chat_v1" if api == "v1" else "other"
 
 
 def _token_total(result: Any) -> int:

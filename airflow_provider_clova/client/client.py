@@ -1,7 +1,9 @@
 """CLOVA Studio clients on httpx: ``ClovaStudioClient`` (sync) and ``AsyncClovaStudioClient``.
 
-Both run the same ``Call`` values (``calls.py``) through the same attempt logic: auth by
-``httpx.Auth`` (fresh signature per attempt), one request id per logical call kept across
+Both run the same ``Call`` values (``calls.py``) through the same attempt logic: the scheme
+and host the call's endpoint family is documented for (``routing.py``; a call the
+connection's credentials cannot make fails before anything is sent), auth by ``httpx.Auth``
+(fresh signature per attempt), one request id per logical call kept across
 retries, the envelope parser, the tenacity retry policy, and, for chat, the shared QPM/TPM
 limiter. Each client holds one pooled httpx client; use it as a context manager or call
 ``close()``. Clients handed out by ``client.pool`` (the hook's ``get_conn`` / ``aget_conn``) are
@@ -39,6 +41,7 @@ from airflow_provider_clova.client.errors import (
 )
 from airflow_provider_clova.client.models import ChatResult, TuningTask, TuningTaskPage
 from airflow_provider_clova.client.retry import retry_kwargs, server_cannot_have_acted, should_retry
+from airflow_provider_clova.client.routing import choose_scheme
 from airflow_provider_clova.client.tokens import actual_request_cost
 
 REQUEST_ID_HEADER = "X-NCP-CLOVASTUDIO-REQUEST-ID"
@@ -145,8 +148,6 @@ class _BaseClient:
 
             ssl_context = shared_context(tls_key(self.config))
         return {
-            "base_url": self.config.base_url,
-            "auth": self.config.auth,
             "timeout": httpx.Timeout(self.config.timeout, connect=min(10.0, self.config.timeout)),
             # A context, never True/False: httpx would build (and load a CA bundle into) a new one.
             "verify": ssl_context,
@@ -174,6 +175,15 @@ class _BaseClient:
             )
         return shared_limiter(key, budget, window_seconds=self.config.rate_window_seconds, share=self.config.rate_share)
 
+    def _target(self, call: Call) -> tuple[str, httpx.Auth]:
+        """The URL and auth ``call`` is sent with; raises (nothing sent) when no held scheme may make it."""
+        config = self.config
+        scheme = choose_scheme(call.family, config.credentials, what=f"{call.method} {call.path}", forced=call.scheme)
+        auth = config.credentials.get(scheme)
+        assert auth is not None  # choose_scheme returns a held scheme
+        prefix = config.legacy_prefix if scheme == "legacy_keys" else ""
+        return config.url_for(scheme) + prefix + call.path, auth
+
     def _deadline_reached(self, call: Call, request_id: str, deadline: float | None) -> ClovaStudioTimeoutError | None:
         """The error for an attempt that would start at or after the caller's deadline."""
         if deadline is None or time.monotonic() < deadline:
@@ -193,19 +203,17 @@ class _BaseClient:
             request.extensions = {**request.extensions, "timeout": httpx.Timeout(left).as_dict()}
         return request
 
-    def _build(self, http: httpx.Client | httpx.AsyncClient, call: Call, request_id: str) -> httpx.Request:
+    def _build(self, http: httpx.Client | httpx.AsyncClient, call: Call, target: str, request_id: str) -> httpx.Request:
         headers = {REQUEST_ID_HEADER: request_id}
         if call.params:
-            return http.build_request(call.method, call.path, params=dict(call.params), json=call.json, headers=headers)
-        # Joining the base URL and the path parses both URLs again on every request; a poll
-        # loop asks for the same few paths over and over, so keep the joined URL.
-        url = self._urls.get(call.path)
+            return http.build_request(call.method, target, params=dict(call.params), json=call.json, headers=headers)
+        # Parsing the URL costs more than signing; a poll loop asks for the same few URLs over
+        # and over, so keep them parsed.
+        url = self._urls.get(target)
         if url is None:
             if len(self._urls) >= _URL_CACHE_SIZE:
                 self._urls.clear()
-            request = http.build_request(call.method, call.path, json=call.json, headers=headers)
-            self._urls[call.path] = request.url
-            return request
+            url = self._urls[target] = httpx.URL(target)
         return http.build_request(call.method, url, json=call.json, headers=headers)
 
     def _finish(self, call: Call, metering: _Metering, response: httpx.Response, request_id: str) -> Any:
@@ -243,8 +251,14 @@ class _BaseClient:
         params: Mapping[str, Any],
     ) -> Call:
         return calls.chat_completion(
-            messages, model=model, task_id=tuning_task_id, params=params, prefix=self.config.chat_prefix
+            messages, model=model, task_id=tuning_task_id, params=params, models=self.config.models
         )
+
+    def _tuning_body(self, model: str, dataset: TuningDataset | None, fields: Mapping[str, Any]) -> dict[str, Any]:
+        return calls.tuning_body(model, dataset, fields, models=self.config.models)
+
+    def _count_call(self, messages: Sequence[Mapping[str, Any]], model: str) -> Call:
+        return calls.count_tokens(messages, model=model, models=self.config.models)
 
     def _remember(self, task: TuningTask) -> TuningTask:
         if task.model:
@@ -316,10 +330,11 @@ class ClovaStudioClient(_BaseClient):
         (``time.monotonic`` scale) bounds every attempt: none starts after it, none waits for
         its answer past it, and the retries stop before a backoff that would cross it.
         """
+        target = self._target(call)
         request_id = new_request_id()
         started = time.monotonic()
         try:
-            return self._attempt(call, request_id, deadline)
+            return self._attempt(call, target, request_id, deadline)
         except Exception as exc:
             if not should_retry(exc, self.config.retry, idempotent=call.idempotent):
                 raise
@@ -331,19 +346,22 @@ class ClovaStudioClient(_BaseClient):
                 if first_failure is not None:
                     failure, first_failure = first_failure, None
                     raise failure
-                result = self._attempt(call, request_id, deadline)
+                result = self._attempt(call, target, request_id, deadline)
         return result
 
-    def _attempt(self, call: Call, request_id: str, deadline: float | None = None) -> Any:
+    def _attempt(
+        self, call: Call, target: tuple[str, httpx.Auth], request_id: str, deadline: float | None = None
+    ) -> Any:
         late = self._deadline_reached(call, request_id, deadline)
         if late is not None:
             raise late
         metering = _Metering(self, call)
         if metering.limiter is not None:
             metering.reservation = metering.limiter.acquire(call.estimated_cost)
+        url, auth = target
         try:
-            request = self._bounded(self._build(self._http, call, request_id), self.config.timeout, deadline)
-            response = self._http.send(request)
+            request = self._bounded(self._build(self._http, call, url, request_id), self.config.timeout, deadline)
+            response = self._http.send(request, auth=auth)
         except httpx.HTTPError as exc:
             raise self._transport_failed(call, metering, exc, request_id) from exc
         return self._finish(call, metering, response, request_id)
@@ -351,7 +369,7 @@ class ClovaStudioClient(_BaseClient):
     # -- tuning -------------------------------------------------------------------------
     def create_tuning_task(self, model: str, dataset: TuningDataset | None = None, **fields: Any) -> TuningTask:
         """POST /tuning/v2/tasks. Raises ClovaStudioUnknownOutcomeError when it cannot tell if it worked."""
-        return self._remember(self.call(calls.create_tuning_task(calls.tuning_body(model, dataset, fields))))
+        return self._remember(self.call(calls.create_tuning_task(self._tuning_body(model, dataset, fields))))
 
     def get_tuning_task(self, task_id: str, *, deadline: float | None = None) -> TuningTask:
         """GET one task; ``deadline`` (``time.monotonic`` scale) bounds the call and its retries."""
@@ -403,7 +421,7 @@ class ClovaStudioClient(_BaseClient):
         return known if known is not None else base_model_of(self.get_tuning_task(str(tuning_task_id)))
 
     def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
-        count: int = self.call(calls.count_tokens(messages, model=model, prefix=self.config.chat_prefix))
+        count: int = self.call(self._count_call(messages, model))
         return count
 
 
@@ -455,10 +473,11 @@ class AsyncClovaStudioClient(_BaseClient):
 
     async def call(self, call: Call, *, deadline: float | None = None) -> Any:
         """As ``ClovaStudioClient.call``: first attempt outside tenacity, a failure replayed into it."""
+        target = self._target(call)
         request_id = new_request_id()
         started = time.monotonic()
         try:
-            return await self._attempt(call, request_id, deadline)
+            return await self._attempt(call, target, request_id, deadline)
         except Exception as exc:
             if not should_retry(exc, self.config.retry, idempotent=call.idempotent):
                 raise
@@ -470,21 +489,24 @@ class AsyncClovaStudioClient(_BaseClient):
                 if first_failure is not None:
                     failure, first_failure = first_failure, None
                     raise failure
-                result = await self._attempt(call, request_id, deadline)
+                result = await self._attempt(call, target, request_id, deadline)
         return result
 
-    async def _attempt(self, call: Call, request_id: str, deadline: float | None = None) -> Any:
+    async def _attempt(
+        self, call: Call, target: tuple[str, httpx.Auth], request_id: str, deadline: float | None = None
+    ) -> Any:
         late = self._deadline_reached(call, request_id, deadline)
         if late is not None:
             raise late
         metering = _Metering(self, call)
         if metering.limiter is not None:
             metering.reservation = await metering.limiter.aacquire(call.estimated_cost)
+        url, auth = target
         try:
             await self._take_slot()
             try:
-                request = self._bounded(self._build(self._http, call, request_id), self.config.timeout, deadline)
-                response = await self._http.send(request)
+                request = self._bounded(self._build(self._http, call, url, request_id), self.config.timeout, deadline)
+                response = await self._http.send(request, auth=auth)
             finally:
                 self._slots.release()
         except httpx.HTTPError as exc:
@@ -492,7 +514,7 @@ class AsyncClovaStudioClient(_BaseClient):
         return self._finish(call, metering, response, request_id)
 
     async def create_tuning_task(self, model: str, dataset: TuningDataset | None = None, **fields: Any) -> TuningTask:
-        return self._remember(await self.call(calls.create_tuning_task(calls.tuning_body(model, dataset, fields))))
+        return self._remember(await self.call(calls.create_tuning_task(self._tuning_body(model, dataset, fields))))
 
     async def get_tuning_task(self, task_id: str, *, deadline: float | None = None) -> TuningTask:
         return self._remember(await self.call(calls.get_tuning_task(task_id), deadline=deadline))
@@ -537,5 +559,5 @@ class AsyncClovaStudioClient(_BaseClient):
         return known if known is not None else base_model_of(await self.get_tuning_task(str(tuning_task_id)))
 
     async def count_tokens(self, messages: Sequence[Mapping[str, Any]], model: str) -> int:
-        count: int = await self.call(calls.count_tokens(messages, model=model, prefix=self.config.chat_prefix))
+        count: int = await self.call(self._count_call(messages, model))
         return count

@@ -17,24 +17,26 @@ from typing import Any, Literal
 
 import httpx
 
-from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
+from airflow_provider_clova.client.auth import BearerAuth, Credentials, LegacyKeyAuth, Scheme, SignatureV2Auth
 from airflow_provider_clova.client.budget_store import StoreSettings, parse_store_settings
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 from airflow_provider_clova.client.retry import RetryPolicy
+from airflow_provider_clova.client.routing import APIGW_HOST as APIGW_HOST
+from airflow_provider_clova.client.routing import STREAM_HOST, scheme_hosts
 
-DEFAULT_HOST = "https://clovastudio.stream.ntruss.com"
-#: The API Gateway host that takes signature v2 and legacy keys (the stream host takes Bearer keys).
-APIGW_HOST = "https://clovastudio.apigw.ntruss.com"
-DEFAULT_HOSTS: dict[str, str] = {"bearer": DEFAULT_HOST, "apigw_v2": APIGW_HOST, "legacy_keys": APIGW_HOST}
-AuthType = Literal["bearer", "apigw_v2", "legacy_keys"]
+DEFAULT_HOST = STREAM_HOST
+#: How the connection's login and password are read (``extra.auth_type``).
+AuthType = Scheme
 AppType = Literal["test", "service"]
 AUTH_TYPES: tuple[str, ...] = ("bearer", "apigw_v2", "legacy_keys")
 APP_TYPES: tuple[str, ...] = ("test", "service")
 KNOWN_EXTRA: frozenset[str] = frozenset(
     {
         "auth_type",
+        "api_key",
         "app_type",
         "apigw_api_key",
+        "models",
         "timeout",
         "verify",
         "limits",
@@ -50,12 +52,16 @@ KNOWN_EXTRA: frozenset[str] = frozenset(
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """Everything a client needs. Holds the auth object, never bare secrets in its repr."""
+    """Everything a client needs. Holds auth objects, never bare secrets in its repr."""
 
-    auth: httpx.Auth = field(repr=False)
+    credentials: Credentials
+    #: How login/password were read: ``bearer``, ``apigw_v2`` (IAM keys) or ``legacy_keys``.
     auth_type: AuthType
     account_id: str
+    #: Where Bearer calls go (the stream host, or the connection's custom host).
     base_url: str = DEFAULT_HOST
+    #: Where signed and legacy calls go; None: the same host as ``base_url``.
+    apigw_url: str | None = None
     app_type: AppType = "test"
     timeout: float = 60.0
     #: TLS verification: True, False, or the absolute path of a CA bundle file or directory.
@@ -70,6 +76,8 @@ class ClientConfig:
     pool_slots: int | None = None
     #: The shared QPM/TPM store (``extra.budget_store``); None paces each process on its own.
     budget_store: StoreSettings | None = None
+    #: Catalog overrides (``extra.models``), e.g. ``{"HCX-005": {"tunable": true}}``.
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def pacing_share(self) -> float:
@@ -81,11 +89,13 @@ class ClientConfig:
         return 1.0 if self.budget_store is not None else self.rate_share
 
     @property
-    def chat_prefix(self) -> str:
-        """Legacy app keys call chat under ``/testapp`` or ``/serviceapp``; others need no prefix."""
-        if self.auth_type == "legacy_keys":
-            return "/serviceapp" if self.app_type == "service" else "/testapp"
-        return ""
+    def legacy_prefix(self) -> str:
+        """Legacy app keys call chat v1 and tokenize under ``/testapp`` or ``/serviceapp``."""
+        return "/serviceapp" if self.app_type == "service" else "/testapp"
+
+    def url_for(self, scheme: Scheme) -> str:
+        """The base URL a call signed with ``scheme`` goes to."""
+        return self.base_url if scheme == "bearer" else (self.apigw_url or self.base_url)
 
 
 def account_fingerprint(identity: str) -> str:
@@ -188,6 +198,18 @@ def _limits(extra: Mapping[str, Any]) -> dict[str, dict[str, int]]:
     return out
 
 
+def _models(extra: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    models = extra.get("models") or {}
+    if isinstance(models, str):
+        models = parse_extra(models)
+    from airflow_provider_clova.client.catalog import validate_overrides
+
+    try:
+        return validate_overrides(models)
+    except ClovaStudioConfigError as exc:
+        raise ClovaStudioConfigError(f"connection {exc}") from None
+
+
 def _max_retries(extra: Mapping[str, Any]) -> RetryPolicy:
     value = extra.get("max_retries")
     if value is None:
@@ -265,44 +287,16 @@ def config_from_connection(
     if app_type not in APP_TYPES:
         raise ClovaStudioConfigError(f"{where}: extra.app_type={shown(app_type)} is not valid; use 'test' or 'service'")
 
-    auth: httpx.Auth
-    if auth_type == "apigw_v2":
-        if not login:
-            raise ClovaStudioConfigError(f"{where}: auth_type apigw_v2 needs the NCP access key in 'login'")
-        if not password:
-            raise ClovaStudioConfigError(f"{where}: auth_type apigw_v2 needs the NCP secret key in 'password'")
-        auth, identity = SignatureV2Auth(login, password), login
-    elif auth_type == "bearer":
-        if not password:
-            raise ClovaStudioConfigError(f"{where}: auth_type bearer needs the CLOVA Studio API key in 'password'")
-        if login:
-            raise ClovaStudioConfigError(
-                f"{where}: 'login' is set but auth_type is bearer; clear login, or set "
-                "extra.auth_type=apigw_v2 to sign with access key (login) + secret key (password)"
-            )
-        auth, identity = BearerAuth(password), password
-    else:
-        gateway_key = extras.get("apigw_api_key")
-        if not password:
-            raise ClovaStudioConfigError(f"{where}: auth_type legacy_keys needs the CLOVA Studio API key in 'password'")
-        if not gateway_key:
-            raise ClovaStudioConfigError(f"{where}: auth_type legacy_keys needs extra.apigw_api_key")
-        if login:
-            raise ClovaStudioConfigError(
-                f"{where}: 'login' is set but auth_type is legacy_keys, which does not use it; clear login, "
-                "or set extra.auth_type=apigw_v2 to sign with access key (login) + secret key (password)"
-            )
-        auth, identity = LegacyKeyAuth(password, str(gateway_key)), password
-    if auth_type != "legacy_keys" and "apigw_api_key" in extras:
-        raise ClovaStudioConfigError(f"{where}: extra.apigw_api_key is only used with auth_type legacy_keys")
-
-    base_url = _base_url(host, schema, port, where, DEFAULT_HOSTS[auth_type])
+    credentials, identity = _credentials(where, auth_type, login, password, extras)
+    explicit_host = bool((host or "").strip())
+    hosts = scheme_hosts(_base_url(host, schema, port, where, DEFAULT_HOST), explicit=explicit_host)
     retry = _max_retries(extras)
     return ClientConfig(
-        auth=auth,
+        credentials=credentials,
         auth_type=auth_type,
         account_id=account_fingerprint(identity),
-        base_url=base_url,
+        base_url=hosts["bearer"],
+        apigw_url=hosts["apigw_v2"] if hosts["apigw_v2"] != hosts["bearer"] else None,
         app_type=app_type,
         timeout=_positive(extras, "timeout", 60.0),
         verify=_verify(extras),
@@ -311,5 +305,60 @@ def config_from_connection(
         retry=retry,
         console_url=str(extras["console_url"]) if extras.get("console_url") else None,
         pool_slots=_pool_slots(extras, where),
+        models=_models(extras),
         budget_store=parse_store_settings(extras.get("budget_store"), extras.get("budget_store_fallback"), where),
     )
+
+
+def _credentials(
+    where: str, auth_type: AuthType, login: str | None, password: str | None, extras: Mapping[str, Any]
+) -> tuple[Credentials, str]:
+    """The connection's credentials, and the identity whose fingerprint keys the shared budgets.
+
+    The identity is the key chat is sent with (the API key, else the legacy key, else the
+    access key): QPM/TPM are metered per account, and chat is what the limiter paces.
+    """
+    api_key = extras.get("api_key")
+    if api_key is not None and not isinstance(api_key, str):
+        raise ClovaStudioConfigError(f"{where}: extra.api_key must be a string (the CLOVA Studio API key nv-...)")
+    if auth_type != "legacy_keys" and "apigw_api_key" in extras:
+        raise ClovaStudioConfigError(f"{where}: extra.apigw_api_key is only used with auth_type legacy_keys")
+    if auth_type == "apigw_v2":
+        if not login:
+            raise ClovaStudioConfigError(f"{where}: auth_type apigw_v2 needs the NCP access key in 'login'")
+        if not password:
+            raise ClovaStudioConfigError(f"{where}: auth_type apigw_v2 needs the NCP secret key in 'password'")
+        bearer = BearerAuth(api_key) if api_key else None
+        return Credentials(bearer=bearer, signature=SignatureV2Auth(login, password)), api_key or login
+    if auth_type == "bearer":
+        if login:
+            raise ClovaStudioConfigError(
+                f"{where}: 'login' is set but auth_type is bearer; clear login, or, to sign the tuning API with "
+                "IAM keys, put the access key in login, the secret key in password and the API key in "
+                "extra.api_key (and drop extra.auth_type)"
+            )
+        if password and api_key:
+            raise ClovaStudioConfigError(
+                f"{where}: the API key is given twice ('password' and extra.api_key); keep one of them"
+            )
+        key = password or api_key
+        if not key:
+            raise ClovaStudioConfigError(f"{where}: auth_type bearer needs the CLOVA Studio API key in 'password'")
+        return Credentials(bearer=BearerAuth(key)), key
+    gateway_key = extras.get("apigw_api_key")
+    if not password:
+        raise ClovaStudioConfigError(f"{where}: auth_type legacy_keys needs the CLOVA Studio API key in 'password'")
+    if not gateway_key:
+        raise ClovaStudioConfigError(f"{where}: auth_type legacy_keys needs extra.apigw_api_key")
+    if login:
+        raise ClovaStudioConfigError(
+            f"{where}: 'login' is set but auth_type is legacy_keys, which does not use it; clear login, "
+            "or set extra.auth_type=apigw_v2 to sign with access key (login) + secret key (password)"
+        )
+    if api_key:
+        raise ClovaStudioConfigError(
+            f"{where}: extra.api_key is set next to legacy app keys; an API key works for every API, so the "
+            "legacy keys would never be used. Fix: put the API key in 'password' and drop extra.auth_type "
+            "and extra.apigw_api_key, or drop extra.api_key"
+        )
+    return Credentials(legacy=LegacyKeyAuth(password, str(gateway_key))), password

@@ -17,15 +17,27 @@ from typing import Any
 CODE_HINTS: dict[str, str] = {
     "40000": "the request is malformed; check the parameters against the CLOVA Studio API guide",
     "40001": "a parameter is out of range or missing; the message names it",
+    "40002": (
+        "a parameter is not supported (the OpenAI-compatible API answers this for an OpenAI field CLOVA "
+        "Studio does not take); remove it"
+    ),
     "40003": "the prompt is longer than the model's context; shorten the messages or lower maxTokens",
     "40004": "the model or parameter value is not supported",
+    "40055": "the structured output failed; check responseFormat's JSON schema against the API guide",
+    "40060": "the image format is not supported; send PNG, JPEG, WEBP or BMP",
+    "40061": "the image file is too large; shrink it below the documented file size",
+    "40063": "the image size, aspect ratio or URL is not accepted; resize it or use a reachable URL",
     "40080": "the model does not exist or was retired; pick a current model",
     "40100": "authentication failed; check the connection's credentials",
     "40101": (
         "the API Gateway signature did not match: check the connection's access key (login) and "
         "secret key (password), and that this machine's clock is within 5 minutes of real time"
     ),
-    "40102": "this auth type is not accepted for this API; use a Bearer API key (extra.auth_type=bearer)",
+    "40102": (
+        "the credentials are not accepted for this API: IAM keys (signature v2) are for the tuning API only "
+        "and legacy app keys for chat v1 only; use a CLOVA Studio API key (Bearer, 'password' or extra.api_key)"
+    ),
+    "40103": "the API key or token has expired; issue a new API key in the CLOVA Studio console",
     "40104": "the API key is unknown or revoked; issue a new key in the CLOVA Studio console",
     "40170": "the account has no CLOVA Studio subscription for this API",
     "40300": "the key may not call this API (a test key cannot call a service app, and vice versa)",

@@ -252,6 +252,8 @@ class ChatResult:
     usage: TokenUsage
     api: str
     seed: int | None = None
+    #: A reasoning model's (HCX-007) reasoning text, ``result.message.thinkingContent``.
+    thinking_content: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -271,11 +273,12 @@ class ChatResult:
             usage=usage,
             api=api,
             seed=_int(data.get("seed")),
+            thinking_content=message.get("thinkingContent"),
             raw=dict(data),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "content": self.content,
             "role": self.role,
             "finish_reason": self.finish_reason,
@@ -283,3 +286,6 @@ class ChatResult:
             "api": self.api,
             "seed": self.seed,
         }
+        if self.thinking_content is not None:
+            out["thinking_content"] = self.thinking_content
+        return out

@@ -124,8 +124,10 @@ TUNING_FIELDS: dict[str, Field] = {
     "trainEpochs": Field(int, 1, 20),
     "learningRate": Field(float, 0, 1, low_open=True),
     "validationSplitRatio": Field(float, 0.0, 0.1),
-    "loraR": Field(int, 2, 64),
-    "loraAlpha": Field(int, 2, 512),
+    # The documented ranges of loraR disagree between pages (2-64, 2-8) and loraAlpha's is not
+    # readable: check the type only and let the service judge the value.
+    "loraR": Field(int),
+    "loraAlpha": Field(int),
     "trainingDatasetFilePath": Field(str),
     "trainingDatasetBucket": Field(str),
     "trainingDatasetAccessKey": Field(str, secret=True),
@@ -133,7 +135,6 @@ TUNING_FIELDS: dict[str, Field] = {
 }
 
 _CHAT_COMMON: dict[str, Field] = {
-    "temperature": Field(float, 0, 1, low_open=True),
     "topK": Field(int, 0, 128),
     "topP": Field(float, 0, 1, low_open=True),
     "includeAiFilters": Field(bool),
@@ -142,6 +143,7 @@ _CHAT_COMMON: dict[str, Field] = {
 
 CHAT_V1_FIELDS: dict[str, Field] = {
     **_CHAT_COMMON,
+    "temperature": Field(float, 0, 1, low_open=True),
     "repeatPenalty": Field(float, 0, 10, low_open=True),
     "stopBefore": Field(list),
     "maxTokens": Field(int, 0, 4096, low_open=True),
@@ -149,6 +151,7 @@ CHAT_V1_FIELDS: dict[str, Field] = {
 
 CHAT_V3_FIELDS: dict[str, Field] = {
     **_CHAT_COMMON,
+    "temperature": Field(float, 0, 1),  # 0 is valid on v3 (greedy), unlike v1
     "repetitionPenalty": Field(float, 0, 2, low_open=True),
     "stop": Field(list),
     "maxTokens": Field(int, 0, 32768, low_open=True),
@@ -161,6 +164,11 @@ CHAT_V3_FIELDS: dict[str, Field] = {
 
 #: maxTokens the service assumes when a request gives none (documented default for v1).
 DEFAULT_MAX_TOKENS = 100
+#: A reasoning model's ``thinking.effort`` values and the maxCompletionTokens each defaults to.
+THINKING_EFFORT_DEFAULT_TOKENS: dict[str, int] = {"none": 512, "low": 5120, "medium": 10240, "high": 20480}
+DEFAULT_THINKING_EFFORT = "low"
+#: v3 fields a tuned model does not take (no images, reasoning, tools or structured outputs).
+_NOT_FOR_TUNED_V3 = ("thinking", "tools", "toolChoice", "responseFormat")
 
 
 def camel_case(name: str) -> str:
@@ -193,12 +201,41 @@ def chat_fields(api: str) -> dict[str, Field]:
     return CHAT_V1_FIELDS if api == "v1" else CHAT_V3_FIELDS
 
 
-def normalize_chat_params(params: Mapping[str, Any], *, api: str, max_output_tokens: int) -> dict[str, Any]:
-    """Chat parameters checked for ``api``, including the model's own output ceiling."""
+def normalize_chat_params(
+    params: Mapping[str, Any],
+    *,
+    api: str,
+    max_output_tokens: int,
+    reasoning: bool = False,
+    tuned: bool = False,
+) -> dict[str, Any]:
+    """Chat parameters checked for ``api``, including the model's own output ceiling.
+
+    ``reasoning`` (HCX-007): ``thinking.effort`` is checked and only ``maxCompletionTokens``
+    is taken; ``tuned``: a tuned v3 model takes no reasoning, tools or structured outputs.
+    """
     where = f"chat completion ({api})"
     out = normalize(params, chat_fields(api), where=where)
     if "maxTokens" in out and "maxCompletionTokens" in out:
         raise ClovaStudioConfigError(f"{where}: give maxTokens or maxCompletionTokens, not both")
+    if reasoning and "maxTokens" in out:
+        raise ClovaStudioConfigError(
+            f"{where}: a reasoning model takes maxCompletionTokens (1-{max_output_tokens}), not maxTokens; "
+            f"nothing was sent. Fix: rename maxTokens to maxCompletionTokens"
+        )
+    if "thinking" in out:
+        if not reasoning:
+            raise ClovaStudioConfigError(
+                f"{where}: thinking is a reasoning model's parameter (HCX-007); remove it for this model"
+            )
+        _check_thinking(out["thinking"], where)
+    if tuned and api == "v3":
+        refused = [name for name in _NOT_FOR_TUNED_V3 if name in out]
+        if refused:
+            raise ClovaStudioConfigError(
+                f"{where}: a tuned model takes no {', '.join(refused)} (no reasoning, tools or structured "
+                "outputs); remove them"
+            )
     for key in ("maxTokens", "maxCompletionTokens"):
         if key in out and out[key] > max_output_tokens:
             raise ClovaStudioConfigError(
@@ -207,6 +244,26 @@ def normalize_chat_params(params: Mapping[str, Any], *, api: str, max_output_tok
     return out
 
 
-def requested_output_tokens(params: Mapping[str, Any]) -> int:
-    """The output tokens a request reserves against TPM (its maxTokens, or the default)."""
-    return int(params.get("maxTokens") or params.get("maxCompletionTokens") or DEFAULT_MAX_TOKENS)
+def _check_thinking(value: Mapping[str, Any], where: str) -> None:
+    unknown = sorted(set(value) - {"effort"})
+    if unknown:
+        raise ClovaStudioConfigError(f"{where}: thinking takes only 'effort', not {', '.join(unknown)}")
+    effort = value.get("effort")
+    if effort is not None and effort not in THINKING_EFFORT_DEFAULT_TOKENS:
+        raise ClovaStudioConfigError(
+            f"{where}: thinking.effort={effort!r} is not valid; expected one of "
+            f"{', '.join(THINKING_EFFORT_DEFAULT_TOKENS)}"
+        )
+
+
+def requested_output_tokens(params: Mapping[str, Any], *, reasoning: bool = False) -> int:
+    """The output tokens a request reserves against TPM: its maxCompletionTokens or maxTokens,
+    else the service's default (a reasoning model's default follows ``thinking.effort``)."""
+    given = params.get("maxCompletionTokens") or params.get("maxTokens")
+    if given:
+        return int(given)
+    if reasoning:
+        thinking = params.get("thinking") or {}
+        effort = thinking.get("effort") if isinstance(thinking, Mapping) else None
+        return THINKING_EFFORT_DEFAULT_TOKENS[effort or DEFAULT_THINKING_EFFORT]
+    return DEFAULT_MAX_TOKENS

@@ -136,11 +136,24 @@ def credential_key(auth: httpx.Auth) -> str:
 
 
 def client_key(config: ClientConfig) -> ClientKey:
-    """What a pooled client is shared by: every setting, with auth objects as their ``credential_key``."""
+    """What a pooled client is shared by: every setting, with auth objects as their ``credential_key``.
+
+    A connection's ``Credentials`` hold one auth object per scheme; each is keyed by its secrets
+    (the repr shows only which schemes there are), so two connections share a client only when
+    every key is the same.
+    """
+    from airflow_provider_clova.client.auth import Credentials
+
     parts = []
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
-        text = credential_key(value) if isinstance(value, httpx.Auth) else repr(value)
+        if isinstance(value, httpx.Auth):
+            text = credential_key(value)
+        elif isinstance(value, Credentials):
+            held = ((scheme, value.get(scheme)) for scheme in value.schemes)
+            text = ",".join(f"{scheme}:{credential_key(auth)}" for scheme, auth in held if auth is not None)
+        else:
+            text = repr(value)
         parts.append(f"{item.name}={text}")
     return tuple(parts)
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_clova._compat import BaseHook, aget_connection, amask_secret, mask_secret
 
 if TYPE_CHECKING:
+    import openai
+
     from airflow_provider_clova.client.calls import TuningDataset
     from airflow_provider_clova.client.client import AsyncClovaStudioClient, ClovaStudioClient
     from airflow_provider_clova.client.config import ClientConfig
@@ -62,8 +64,8 @@ class ClovaStudioHook(BaseHook):
     # -- connection --------------------------------------------------------------------
     @staticmethod
     def _secrets_of(conn: Any) -> list[Any]:
-        """The values to register with the log masker: the password, the gateway key and the
-        budget store's password.
+        """The values to register with the log masker: the password, the API key, the gateway key
+        and the budget store's password.
 
         The password comes first and never depends on the extra parsing, so it is masked even
         when the rest of the connection is invalid.
@@ -76,7 +78,12 @@ class ClovaStudioHook(BaseHook):
         except ClovaStudioConfigError:
             extra = {}
         store = extra.get("budget_store")
-        return [conn.password, extra.get("apigw_api_key"), *(store_secrets(store) if isinstance(store, str) else [])]
+        return [
+            conn.password,
+            extra.get("api_key"),
+            extra.get("apigw_api_key"),
+            *(store_secrets(store) if isinstance(store, str) else []),
+        ]
 
     def _config_from(self, conn: Any) -> ClientConfig:
         """Validated settings; the caller has registered the connection's secrets first."""
@@ -179,6 +186,50 @@ class ClovaStudioHook(BaseHook):
         ``async with await hook.aget_async_conn() as client``: closing it is a no-op)."""
         return await self.aget_conn()
 
+    # -- OpenAI-compatible API -------------------------------------------------------------
+    def openai_client(self, **kwargs: Any) -> openai.OpenAI:
+        """An ``openai.OpenAI`` on the connection's API key and ``<host>/v1/openai/`` (needs the ``openai`` extra).
+
+        For teams already on the ``openai`` SDK or LangChain: the same connection, secret masking
+        and base URL (the emulator in tests). ``kwargs`` go to ``openai.OpenAI`` and win over the
+        connection's. Calls made through it are not paced by the provider's limiter.
+        """
+        import openai
+
+        return openai.OpenAI(**self._openai_settings(self.config, asynchronous=False), **kwargs)
+
+    async def aopenai_client(self, **kwargs: Any) -> openai.AsyncOpenAI:
+        """As :meth:`openai_client`, an ``openai.AsyncOpenAI``; the connection is read without blocking."""
+        import openai
+
+        conn = await aget_connection(self.clova_conn_id)
+        for secret in self._secrets_of(conn):
+            await amask_secret(secret)
+        return openai.AsyncOpenAI(**self._openai_settings(self._config_from(conn), asynchronous=True), **kwargs)
+
+    def _openai_settings(self, config: ClientConfig, *, asynchronous: bool) -> dict[str, Any]:
+        from airflow_provider_clova.client.errors import ClovaStudioConfigError
+
+        bearer = config.credentials.bearer
+        if bearer is None:
+            raise ClovaStudioConfigError(
+                f"connection {self.clova_conn_id!r}: the OpenAI-compatible API takes only a CLOVA Studio API key "
+                "(Bearer), and this connection has none. Fix: add the API key (nv-...) as extra.api_key, or in "
+                "'password' when the connection has no IAM keys"
+            )
+        settings: dict[str, Any] = {
+            "api_key": bearer.api_key,
+            "base_url": f"{config.base_url}/v1/openai/",
+            "timeout": config.timeout,
+            "max_retries": config.retry.max_attempts - 1,
+        }
+        if not config.verify:
+            import openai
+
+            client_class = openai.DefaultAsyncHttpxClient if asynchronous else openai.DefaultHttpxClient
+            settings["http_client"] = client_class(verify=False)
+        return settings
+
     def close(self) -> None:
         """Let go of the shared sync client (it stays open for other hooks; closed at exit)."""
         self.__dict__.pop("_client", None)
@@ -244,13 +295,16 @@ class ClovaStudioHook(BaseHook):
 
     # -- UI ----------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """For the UI's Test button: list one page of tuning tasks (a read that bills nothing).
+        """For the UI's Test button: check each credential of the connection with a call that bills nothing.
 
-        Uses its own short-lived client with at most one quick retry: the button must answer
-        within the UI's request timeout, not after the full backoff of a task's client.
+        IAM keys and an API key each list one page of tuning tasks (a read); legacy app keys,
+        documented for chat v1 and its token counter only, count the tokens of one word with
+        HCX-003. Uses its own short-lived client with at most one quick retry: the button must
+        answer within the UI's request timeout, not after the full backoff of a task's client.
         """
         from dataclasses import replace
 
+        from airflow_provider_clova.client import calls
         from airflow_provider_clova.client.client import ClovaStudioClient
         from airflow_provider_clova.client.errors import ClovaStudioError
         from airflow_provider_clova.client.retry import RetryPolicy
@@ -260,11 +314,30 @@ class ClovaStudioHook(BaseHook):
         )
         try:
             config = self.config
-            with ClovaStudioClient(replace(config, retry=quick)) as client:
-                page = client.list_tuning_tasks_page(0, 1)
         except ClovaStudioError as exc:
             return False, str(exc)
-        return True, f"Connected to {config.base_url} ({config.auth_type}); {page.total_elements} tuning task(s)"
+        checks: dict[str, tuple[str, calls.Call]] = {
+            "bearer": ("API key (Bearer)", calls.list_tuning_tasks_page(0, 1)),
+            "apigw_v2": ("IAM keys (signature v2)", calls.list_tuning_tasks_page(0, 1)),
+            "legacy_keys": (
+                "legacy app keys",
+                calls.count_tokens([{"role": "user", "content": "ping"}], model="HCX-003"),
+            ),
+        }
+        lines, ok = [], True
+        with ClovaStudioClient(replace(config, retry=quick)) as client:
+            for scheme in config.credentials.schemes:
+                label, call = checks[scheme]
+                where = f"{label} at {config.url_for(scheme)}"
+                try:
+                    answer = client.call(replace(call, scheme=scheme))
+                except ClovaStudioError as exc:
+                    ok = False
+                    lines.append(f"{where}: FAILED: {exc}")
+                    continue
+                seen = f"{answer.total_elements} tuning task(s)" if scheme != "legacy_keys" else "token count works"
+                lines.append(f"{where}: OK, {seen}")
+        return ok, "; ".join(lines)
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -289,6 +362,10 @@ class ClovaStudioHook(BaseHook):
         from wtforms import PasswordField, StringField
 
         return {
+            "api_key": PasswordField(
+                lazy_gettext("API key next to IAM keys (chat, embeddings, OpenAI-compatible API)"),
+                widget=BS3PasswordFieldWidget(),
+            ),
             "auth_type": StringField(
                 lazy_gettext("Auth type (bearer, apigw_v2, legacy_keys)"), widget=BS3TextFieldWidget()
             ),

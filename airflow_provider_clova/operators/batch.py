@@ -222,7 +222,7 @@ def checked_defaults(parameters: Any, model: str, *, where: str) -> dict[str, An
 
     defaults = coerce_parameters(parameters, where=where)
     info = model_info(model)
-    normalize_chat_params(defaults, api=info.api, max_output_tokens=info.max_output_tokens)
+    normalize_chat_params(defaults, api=info.api, max_output_tokens=info.max_output_tokens, reasoning=info.reasoning)
     return defaults
 
 

@@ -46,7 +46,8 @@ class ClovaStudioChatCompletionOperator(BaseOperator):
         checked against the documented ranges of the model's API before anything is sent.
     :param clova_conn_id: connection of type ``clova_studio``.
     :return: ``{"content", "finish_reason", "usage": {"prompt_tokens", "completion_tokens",
-        "total_tokens"}, "model", "tuning_task_id"}``; ``model`` is the base model.
+        "total_tokens"}, "model", "tuning_task_id", "thinking_content"}``; ``model`` is the base model,
+        ``thinking_content`` a reasoning model's (HCX-007) reasoning text, else None.
 
     Requests are paced by the process-wide QPM/TPM limiter; in the model's CLOVA pool
     (``pools.pool_name(model, app_type)``) the task paces at ``pool_slots / pool size`` of it.
@@ -107,13 +108,14 @@ class ClovaStudioChatCompletionOperator(BaseOperator):
         parameters = coerce_parameters(self.parameters, where=self._where())
         tuning_task_id = str(self.tuning_task_id) if self.tuning_task_id else None
 
+        probe = hook = ClovaStudioHook(self.clova_conn_id)
+
         def check(model: str) -> calls.Call:
             # Pure: validates messages and every parameter for the model's API (v1 or v3).
-            return calls.chat_completion(messages, model=model, task_id=tuning_task_id, params=parameters, prefix="")
+            return calls.chat_completion(
+                messages, model=model, task_id=tuning_task_id, params=parameters, models=probe.config.models
+            )
 
-        if self.model:
-            check(str(self.model))  # fail before the connection is even read
-        probe = hook = ClovaStudioHook(self.clova_conn_id)
         try:
             model = probe.base_model(self.model, tuning_task_id)
             call = check(model)
@@ -144,4 +146,5 @@ class ClovaStudioChatCompletionOperator(BaseOperator):
             "usage": usage,
             "model": model,
             "tuning_task_id": tuning_task_id,
+            "thinking_content": result.thinking_content,
         }

@@ -78,14 +78,17 @@ def _map_index(ti: Any) -> int:
 class ClovaStudioTuningOperator(BaseOperator):
     """Tune a CLOVA Studio model (LoRA) on a dataset in Object Storage.
 
-    :param model: base model to tune (``HCX-005``, ``HCX-DASH-002``, ``HCX-003``).
+    :param model: base model to tune: a tunable model of the catalog (``HCX-003`` today; a connection's
+        ``extra.models`` can open another). Any other model fails at the start of ``execute``, before
+        the dataset is read or anything is sent.
     :param dataset_bucket: Object Storage bucket holding the dataset.
     :param dataset_key: object key of the ``.jsonl``/``.csv`` dataset in that bucket.
     :param object_storage_conn_id: ``aws`` connection for Object Storage (extra ``endpoint_url``);
         its keys are sent to CLOVA Studio at execute time only, never templated, logged or pushed.
     :param name: task name; default derived from dag/task/run/map index (how retries reattach).
     :param train_epochs, learning_rate, tuning_type, tuning_task_type (taskType), validation_split_ratio, lora_r,
-        lora_alpha: the documented create fields (checked against their ranges before submit).
+        lora_alpha: the documented create fields, sent only when given (checked against their documented
+        ranges before submit; ``lora_r`` and ``lora_alpha`` only for being whole numbers).
     :param validate_dataset: stream the dataset through the provider's validator before submitting.
     :param wait_for_completion: wait for SUCCEEDED/FAILED; otherwise return right after submit.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
@@ -223,11 +226,14 @@ class ClovaStudioTuningOperator(BaseOperator):
 
     # -- execute -----------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_clova.client.catalog import tunable_model_info
         from airflow_provider_clova.operators._object_storage import require_location
 
         self.tuning_console_url = ""
         # after templating: a variable or template may have rendered to ''
         require_location(f"task {self.task_id!r}", dataset_bucket=self.dataset_bucket, dataset_key=self.dataset_key)
+        # An untunable model fails before the dataset is streamed or tasks are listed.
+        tunable_model_info(str(self.model), self.hook.config.models, where=f"{type(self).__name__}({self.task_id})")
         task = self._submit_or_reattach(context)
         if task.is_terminal:
             return self._finish(context, task)

@@ -138,20 +138,25 @@ class ClovaEmulator:
         """Forget tasks, counters and budget windows; faults return to the startup spec."""
         _call(f"{self.url}/_emulator/reset", "POST")
 
-    def _login_password(self, auth: str) -> tuple[str, str]:
+    def _login_password(self, auth: str, extra: dict[str, Any]) -> tuple[str, str]:
+        """login and password for ``auth``; an API key next to IAM keys goes into ``extra``."""
         if auth == "bearer":
             return "", self.api_key
-        if auth == "apigw_v2":
-            return self.access_key, self.secret_key
-        raise ValueError(f"auth must be 'bearer' or 'apigw_v2', got {auth!r}")
+        if auth == "apigw_v2+bearer":
+            extra.setdefault("api_key", self.api_key)
+        elif auth != "apigw_v2":
+            raise ValueError(f"auth must be 'bearer', 'apigw_v2' or 'apigw_v2+bearer', got {auth!r}")
+        return self.access_key, self.secret_key
 
     def conn_json(self, auth: str = "bearer", **extra: Any) -> str:
         """An Airflow connection as JSON (e.g. for ``AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT``).
 
         ``auth="bearer"`` (default): the API key as password, which every API accepts.
         ``auth="apigw_v2"``: the NCP access/secret key pair, which only the tuning API accepts.
+        ``auth="apigw_v2+bearer"``: both; the IAM keys sign the tuning API, the API key
+        (``extra.api_key``) sends the rest.
         """
-        login, password = self._login_password(auth)
+        login, password = self._login_password(auth, extra)
         conn: dict[str, Any] = {"conn_type": "clova_studio", "host": self.url, "password": password}
         if login:
             conn["login"] = login
@@ -162,7 +167,7 @@ class ClovaEmulator:
     def connection_uri(self, auth: str = "bearer", **extra: Any) -> str:
         """The same connection as an Airflow URI (the host URL is percent-encoded whole)."""
         quote = urllib.parse.quote
-        login, password = self._login_password(auth)
+        login, password = self._login_password(auth, extra)
         uri = f"clova-studio://{quote(login, safe='')}:{quote(password, safe='')}@"
         uri += quote(self.url, safe="")
         if extra:

@@ -110,7 +110,8 @@ def test_clova_emulator_fixture(clova_emulator: ClovaEmulator) -> None:
     )
     clova_emulator.reset()
     assert clova_emulator.stats()["requests_total"] == 0
-    # Bearer by default: the API key works on every API; IAM keys only on the tuning API.
+    # Bearer by default: the API key works on every API; IAM keys only on the tuning API, and
+    # "apigw_v2+bearer" puts the API key next to them for everything else.
     assert json.loads(clova_emulator.conn_json()) == {
         "conn_type": "clova_studio",
         "host": clova_emulator.url,
@@ -121,6 +122,13 @@ def test_clova_emulator_fixture(clova_emulator: ClovaEmulator) -> None:
         "host": clova_emulator.url,
         "login": "AK",
         "password": "SK",
+    }
+    assert json.loads(clova_emulator.conn_json("apigw_v2+bearer")) == {
+        "conn_type": "clova_studio",
+        "host": clova_emulator.url,
+        "login": "AK",
+        "password": "SK",
+        "extra": {"api_key": "KEY"},
     }
     env = clova_emulator.env(rate_window_seconds=5)
     assert json.loads(env["AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT"])["extra"] == {"rate_window_seconds": 5}

@@ -141,6 +141,7 @@ def test_chat_with_a_task_tuned_on_the_emulator(
         "usage": result["usage"],
         "model": "HCX-003",
         "tuning_task_id": task.id,
+        "thinking_content": None,
     }
     stats = emulator.stats()
     assert chat_count(stats, "chat.tuned") == 1 and chat_count(stats, "chat.v1") == 0

@@ -75,6 +75,9 @@ def test_example_pipeline_runs_end_to_end(
     assert len(tasks) == 1, tasks
     assert summary["tuning_task_id"] == tasks[0]["id"]
     assert summary["status"] == "SUCCEEDED"
+    # The model the docs say can be tuned, used through the documented v1 tuned-model path.
+    assert summary["model"] == "HCX-003" and tasks[0]["model"] == "HCX-003"
+    assert summary["chat_completions_path"] == f"/v1/tasks/{tasks[0]['id']}/chat-completions"
     assert summary["steps"] == "60/60"
     assert summary["final_train_loss"] is not None
     assert "2-year" in summary["answer"]  # the tuned model learned the dataset's answer

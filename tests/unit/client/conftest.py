@@ -21,7 +21,7 @@ import respx
 import tenacity
 
 from airflow_provider_clova.client import client as client_module
-from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
+from airflow_provider_clova.client.auth import BearerAuth, Credentials, LegacyKeyAuth, SignatureV2Auth
 from airflow_provider_clova.client.client import AsyncClovaStudioClient, ClovaStudioClient
 from airflow_provider_clova.client.config import ClientConfig
 from airflow_provider_clova.client.retry import RetryPolicy
@@ -49,22 +49,23 @@ class Clock:
 
 def make_config(
     *,
-    auth: str = "apigw_v2",
+    auth: str = "mixed",
     clock: Callable[[], int] | None = None,
     retry: RetryPolicy | None = None,
     app_type: str = "test",
     rate_window_seconds: float = 60.0,
 ) -> ClientConfig:
-    auth_obj: httpx.Auth
-    if auth == "apigw_v2":
-        auth_obj = SignatureV2Auth(ACCESS_KEY, SECRET_KEY, clock_ms=clock)
-    elif auth == "bearer":
-        auth_obj = BearerAuth(API_KEY)
-    else:
-        auth_obj = LegacyKeyAuth(API_KEY, GATEWAY_KEY)
+    """``mixed``: IAM keys (signing the tuning API) and an API key (chat); or one scheme alone."""
+    signature = SignatureV2Auth(ACCESS_KEY, SECRET_KEY, clock_ms=clock)
+    credentials = {
+        "mixed": Credentials(bearer=BearerAuth(API_KEY), signature=signature),
+        "apigw_v2": Credentials(signature=signature),
+        "bearer": Credentials(bearer=BearerAuth(API_KEY)),
+        "legacy_keys": Credentials(legacy=LegacyKeyAuth(API_KEY, GATEWAY_KEY)),
+    }[auth]
     return ClientConfig(
-        auth=auth_obj,
-        auth_type=auth,  # type: ignore[arg-type]
+        credentials=credentials,
+        auth_type="apigw_v2" if auth == "mixed" else auth,  # type: ignore[arg-type]
         account_id="acct-test",
         base_url=BASE_URL,
         app_type=app_type,  # type: ignore[arg-type]

@@ -70,21 +70,19 @@ def test_signature_v2_signs_path_with_query_exactly_as_sent(api: respx.MockRoute
     )
 
 
-def test_signature_v2_with_korean_json_body(api: respx.MockRouter, clock: Clock, fake_limiter: object) -> None:
-    route = api.post("/v3/chat-completions/HCX-005").mock(
-        return_value=ok({"message": {"role": "assistant", "content": "안녕하세요"}, "usage": {}})
-    )
-    messages = [{"role": "user", "content": "안녕하세요, 오늘 서울 날씨 어때요?"}]
+def test_signature_v2_with_korean_json_body(api: respx.MockRouter, clock: Clock) -> None:
+    route = api.post("/tuning/v2/tasks").mock(return_value=ok(task_json(name="서울 날씨 튜닝")))
     with ClovaStudioClient(make_config(clock=clock)) as client:
-        result = client.chat_completion(messages, model="HCX-005")
+        task = client.create_tuning_task("HCX-003", name="서울 날씨 튜닝")
 
-    assert result.content == "안녕하세요"
+    assert task.name == "서울 날씨 튜닝"
     sent = route.calls.last.request
-    assert json.loads(sent.content.decode("utf-8"))["messages"] == messages
+    assert json.loads(sent.content.decode("utf-8"))["name"] == "서울 날씨 튜닝"
     assert sent.headers["content-type"] == "application/json"
+    assert "Authorization" not in sent.headers  # the API key next to the IAM keys is not used for tuning
     timestamp = sent.headers["X-NCP-APIGW-TIMESTAMP"]
     assert sent.headers["X-NCP-APIGW-SIGNATURE-V2"] == expected_signature(
-        "POST", "/v3/chat-completions/HCX-005", timestamp, ACCESS_KEY, SECRET_KEY
+        "POST", "/tuning/v2/tasks", timestamp, ACCESS_KEY, SECRET_KEY
     )
 
 

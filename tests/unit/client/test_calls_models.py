@@ -284,24 +284,19 @@ async def test_base_model_is_the_given_model_or_the_tasks_fetched_once(api: resp
 )
 def test_legacy_prefix(api: respx.MockRouter, fake_limiter: FakeLimiter, app_type: str, prefix: str) -> None:
     base = api.post(f"{prefix}/v1/chat-completions/HCX-003").mock(return_value=ok(V1_RESULT))
-    tuned = api.post(f"{prefix}/v3/tasks/abcd1234/chat-completions").mock(return_value=ok(V3_RESULT))
+    tuned = api.post(f"{prefix}/v1/tasks/abcd1234/chat-completions").mock(return_value=ok(V1_RESULT))
     with ClovaStudioClient(make_config(auth="legacy_keys", app_type=app_type)) as client:
         client.chat_completion(MESSAGES, model="HCX-003")
-        client.chat_completion(MESSAGES, model="HCX-005", task_id="abcd1234")
+        client.chat_completion(MESSAGES, model="HCX-003", task_id="abcd1234")
     assert base.called and tuned.called
 
 
 @pytest.mark.parametrize(("app_type", "prefix"), [("test", "/testapp"), ("service", "/serviceapp")])
 def test_legacy_prefix_on_token_count(api: respx.MockRouter, app_type: str, prefix: str) -> None:
-    route = api.post(f"{prefix}/v3/api-tools/chat-tokenize/HCX-005").mock(return_value=ok({"totalTokens": 5}))
+    route = api.post(f"{prefix}/v1/api-tools/chat-tokenize/HCX-003").mock(return_value=ok({"totalTokens": 5}))
     with ClovaStudioClient(make_config(auth="legacy_keys", app_type=app_type)) as client:
-        assert client.count_tokens(MESSAGES, "HCX-005") == 5
+        assert client.count_tokens(MESSAGES, "HCX-003") == 5
     assert route.called
-
-
-@pytest.mark.parametrize("auth", ["apigw_v2", "bearer"])
-def test_no_prefix_for_current_auth(auth: str) -> None:
-    assert make_config(auth=auth, app_type="service").chat_prefix == ""
 
 
 def test_count_tokens_path_and_total(api: respx.MockRouter) -> None:
@@ -394,7 +389,7 @@ def test_create_body_maps_snake_case_and_sends_json(api: respx.MockRouter) -> No
     route = api.post("/tuning/v2/tasks").mock(return_value=ok(task_json()))
     with ClovaStudioClient(make_config()) as client:
         client.create_tuning_task(
-            "HCX-005",
+            "HCX-003",
             DATASET,
             name="daily",
             task_type="GENERATION",
@@ -408,7 +403,7 @@ def test_create_body_maps_snake_case_and_sends_json(api: respx.MockRouter) -> No
     request = route.calls.last.request
     assert request.headers["content-type"] == "application/json"
     assert json.loads(request.content) == {
-        "model": "HCX-005",
+        "model": "HCX-003",
         "name": "daily",
         "taskType": "GENERATION",
         "trainEpochs": 4,
@@ -429,6 +424,18 @@ def test_create_body_drops_none_and_accepts_camel_case() -> None:
     assert body == {"model": "HCX-003", "trainEpochs": 3}
 
 
+def test_create_body_sends_no_task_type_unless_given() -> None:
+    # taskType left the commercial create body: only what the user sets is sent.
+    assert "taskType" not in tuning_body("HCX-003", DATASET, {"train_epochs": 2})
+
+
+@pytest.mark.parametrize(("field", "value"), [("lora_r", 1), ("lora_r", 128), ("lora_alpha", 513), ("lora_alpha", 1)])
+def test_lora_values_pass_through_for_the_service_to_judge(field: str, value: int) -> None:
+    # The pages disagree on loraR's range (2-64 / 2-8) and loraAlpha's is unreadable: no range check here.
+    body = tuning_body("HCX-003", DATASET, {field: str(value)})
+    assert body["loraR" if field == "lora_r" else "loraAlpha"] == value
+
+
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
@@ -437,8 +444,9 @@ def test_create_body_drops_none_and_accepts_camel_case() -> None:
         ("learning_rate", 0, "learningRate=0.0 is out of range; expected a number in (0, 1]"),
         ("learning_rate", 1.5, "learningRate=1.5 is out of range; expected a number in (0, 1]"),
         ("validation_split_ratio", 0.2, "validationSplitRatio=0.2 is out of range; expected a number in [0, 0.1]"),
-        ("lora_r", 1, "loraR=1 is out of range; expected a number in [2, 64]"),
-        ("lora_alpha", 513, "loraAlpha=513 is out of range; expected a number in [2, 512]"),
+        ("validation_split_ratio", -0.01, "validationSplitRatio=-0.01 is out of range"),
+        ("lora_r", 2.5, "loraR=2.5 is not valid; expected a int"),
+        ("lora_alpha", "many", "loraAlpha='many' is not valid; expected a int"),
         ("task_type", "CHAT", "taskType='CHAT' is not valid; expected one of GENERATION, CLASSIFICATION"),
         ("tuning_type", "FULL", "tuningType='FULL' is not valid; expected one of PEFT"),
         ("train_epochs", True, "trainEpochs=True is not valid"),
@@ -457,26 +465,68 @@ def test_unknown_tuning_parameter_suggests_the_right_one() -> None:
         tuning_body("HCX-003", DATASET, {"train_epoch": 3})
 
 
-@pytest.mark.parametrize("model", ["HCX-DASH-001", "HCX-007"])
+@pytest.mark.parametrize("model", ["HCX-005", "HCX-DASH-002", "HCX-007", "HCX-DASH-001"])
 def test_non_tunable_model_rejected(model: str) -> None:
     with pytest.raises(ClovaStudioConfigError) as info:
         tuning_body(model, DATASET, {})
     text = str(info.value)
-    assert model in text and "cannot be tuned" in text
-    for tunable in ("HCX-003", "HCX-005", "HCX-DASH-002"):
-        assert tunable in text
+    assert f"model {model!r} cannot be tuned; tunable models: HCX-003." in text
+    assert f'extra.models to {{"{model}": {{"tunable": true}}}}' in text
 
 
-def test_unknown_model_lists_known_ones() -> None:
-    with pytest.raises(ClovaStudioConfigError, match=r"unknown CLOVA Studio model 'HCX-999'.*HCX-005"):
+def test_unknown_model_lists_tunable_ones() -> None:
+    with pytest.raises(
+        ClovaStudioConfigError, match=r"'HCX-999' is not a CLOVA Studio model .*tunable models: HCX-003\."
+    ):
         tuning_body("HCX-999", DATASET, {})
 
 
+def test_chat_with_unknown_model_lists_known_ones() -> None:
+    with pytest.raises(ClovaStudioConfigError, match=r"unknown CLOVA Studio model 'HCX-999'; known models: .*HCX-005"):
+        calls.chat_completion(MESSAGES, model="HCX-999", task_id=None, params={})
+
+
 def test_catalog_facts() -> None:
-    assert tunable_models() == ["HCX-003", "HCX-005", "HCX-DASH-002"]
+    # The 2026 pages: HCX-005, HCX-DASH-002 and HCX-007 do not support training.
+    assert tunable_models() == ["HCX-003"]
     assert set(known_models()) >= {"HCX-003", "HCX-DASH-001", "HCX-005", "HCX-DASH-002", "HCX-007"}
     assert model_info("HCX-003").api == "v1"
     assert model_info("HCX-007").max_output_tokens == 32768
+    assert model_info("HCX-007").reasoning and not model_info("HCX-005").reasoning
+
+
+def test_connection_override_opens_a_model_to_tuning() -> None:
+    overrides = {"HCX-005": {"tunable": True}}
+    assert tunable_models(overrides) == ["HCX-003", "HCX-005"]
+    assert tuning_body("HCX-005", DATASET, {}, models=overrides)["model"] == "HCX-005"
+    assert model_info("HCX-005", overrides).api == "v3"  # the other facts stay
+
+
+def test_connection_override_describes_a_new_model() -> None:
+    overrides = {"HCX-008": {"api": "v3", "max_output_tokens": 8192}}
+    info = model_info("HCX-008", overrides)
+    assert (info.api, info.tunable, info.max_output_tokens, info.context_tokens) == ("v3", False, 8192, 128000)
+    call = calls.chat_completion(MESSAGES, model="HCX-008", task_id=None, params={"max_tokens": 8000}, models=overrides)
+    assert call.path == "/v3/chat-completions/HCX-008"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"HCX-005": {"tunable": "yes"}}, r"extra.models.HCX-005.tunable must be true or false"),
+        ({"HCX-005": {"tuneable": True}}, r"extra.models.HCX-005: unknown field\(s\) tuneable"),
+        ({"HCX-005": {"max_output_tokens": 0}}, r"max_output_tokens must be a whole number >= 1"),
+        ({"HCX-005": {"api": "v2"}}, r"extra.models.HCX-005.api must be 'v1' or 'v3'"),
+        ({"HCX-008": {"tunable": True}}, r"'HCX-008' is not in the provider's catalog, so give at least its chat API"),
+        ({"HCX-005": True}, r"extra.models.HCX-005 must be an object"),
+        (["HCX-005"], r"extra.models must be an object"),
+    ],
+)
+def test_catalog_overrides_are_validated(overrides: Any, match: str) -> None:
+    from airflow_provider_clova.client.catalog import validate_overrides
+
+    with pytest.raises(ClovaStudioConfigError, match=match):
+        validate_overrides(overrides)
 
 
 @pytest.mark.parametrize(
@@ -577,8 +627,75 @@ def test_chat_params_v3() -> None:
         {"repetition_penalty": 1.1, "max_completion_tokens": 500, "thinking": {"effort": "low"}, "stop": ["\n"]},
         api="v3",
         max_output_tokens=32768,
+        reasoning=True,
     )
     assert out == {"repetitionPenalty": 1.1, "maxCompletionTokens": 500, "thinking": {"effort": "low"}, "stop": ["\n"]}
+
+
+def test_v3_temperature_zero_is_valid_v1_is_not() -> None:
+    assert normalize_chat_params({"temperature": 0}, api="v3", max_output_tokens=4096) == {"temperature": 0.0}
+    with pytest.raises(ClovaStudioConfigError, match=r"temperature=0.0 is out of range; expected a number in \(0, 1\]"):
+        normalize_chat_params({"temperature": 0}, api="v1", max_output_tokens=4096)
+    with pytest.raises(
+        ClovaStudioConfigError, match=r"temperature=1.01 is out of range; expected a number in \[0, 1\]"
+    ):
+        normalize_chat_params({"temperature": 1.01}, api="v3", max_output_tokens=4096)
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "match"),
+    [
+        ("HCX-007", {"max_tokens": 100}, "takes maxCompletionTokens \\(1-32768\\), not maxTokens; nothing was sent"),
+        (
+            "HCX-007",
+            {"thinking": {"effort": "extreme"}},
+            "thinking.effort='extreme' is not valid; expected one of none",
+        ),
+        ("HCX-007", {"thinking": {"effort": "low", "budget": 10}}, "thinking takes only 'effort', not budget"),
+        ("HCX-007", {"max_completion_tokens": 32769}, "maxCompletionTokens=32769 is out of range"),
+        ("HCX-007", {"max_completion_tokens": 0}, "maxCompletionTokens=0 is out of range"),
+        ("HCX-005", {"thinking": {"effort": "low"}}, "thinking is a reasoning model's parameter"),
+    ],
+)
+def test_reasoning_parameters_checked_before_sending(
+    api: respx.MockRouter, fake_limiter: FakeLimiter, model: str, params: dict[str, Any], match: str
+) -> None:
+    route = api.post(f"/v3/chat-completions/{model}").mock(return_value=ok(V3_RESULT))
+    with ClovaStudioClient(make_config()) as client, pytest.raises(ClovaStudioConfigError, match=match):
+        client.chat_completion(MESSAGES, model=model, **params)
+    assert not route.called and fake_limiter.reservations == []
+
+
+def test_reasoning_chat_returns_thinking_content_and_reserves_completion_tokens(
+    api: respx.MockRouter, fake_limiter: FakeLimiter
+) -> None:
+    answer = {
+        "message": {"role": "assistant", "content": "4", "thinkingContent": "2 + 2 is 4."},
+        "finishReason": "stop",
+        "usage": {"promptTokens": 12, "completionTokens": 9, "totalTokens": 21},
+    }
+    route = api.post("/v3/chat-completions/HCX-007").mock(return_value=ok(answer))
+    with ClovaStudioClient(make_config()) as client:
+        result = client.chat_completion(
+            MESSAGES, model="HCX-007", thinking={"effort": "high"}, max_completion_tokens=20000
+        )
+        default = client.chat_completion(MESSAGES, model="HCX-007", thinking={"effort": "medium"})
+    assert json.loads(route.calls[0].request.content)["maxCompletionTokens"] == 20000
+    assert result.thinking_content == "2 + 2 is 4."
+    assert result.to_dict()["thinking_content"] == "2 + 2 is 4."
+    assert default.content == "4"
+    # TPM is charged input + the requested completion tokens: maxCompletionTokens, else effort's default.
+    first, second = fake_limiter.reservations
+    assert first.cost >= 20000 and first.settled == 12 + 20000
+    assert second.settled == 12 + 10240
+
+
+def test_tuned_v3_model_takes_no_reasoning_or_tools() -> None:
+    overrides = {"HCX-005": {"tunable": True}}
+    with pytest.raises(ClovaStudioConfigError, match="a tuned model takes no tools"):
+        calls.chat_completion(
+            MESSAGES, model="HCX-005", task_id="abcd1234", params={"tools": [{"type": "function"}]}, models=overrides
+        )
 
 
 @pytest.mark.parametrize(
@@ -668,7 +785,7 @@ def test_parse_datetime_rejects_garbage_as_a_response_error(api: respx.MockRoute
 @pytest.mark.parametrize(
     "build",
     [
-        lambda v: calls.tuning_body("HCX-005", None, {"learning_rate": v}),
+        lambda v: calls.tuning_body("HCX-003", None, {"learning_rate": v}),
         lambda v: calls.chat_completion(
             [{"role": "user", "content": "hi"}], model="HCX-005", task_id=None, params={"temperature": v}, prefix=""
         ),

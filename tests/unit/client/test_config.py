@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
-from airflow_provider_clova.client.config import APIGW_HOST, config_from_connection
+from airflow_provider_clova.client.config import APIGW_HOST, DEFAULT_HOST, config_from_connection
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 
 from .conftest import ACCESS_KEY, API_KEY, GATEWAY_KEY, SECRET_KEY, SECRETS
@@ -29,21 +29,41 @@ def headers_of(auth: httpx.Auth) -> httpx.Headers:
 def test_signature_v2_from_login_and_password() -> None:
     config = build(login=ACCESS_KEY, password=SECRET_KEY)
     assert config.auth_type == "apigw_v2"
-    assert isinstance(config.auth, SignatureV2Auth)
-    assert headers_of(config.auth)["X-NCP-IAM-ACCESS-KEY"] == ACCESS_KEY
-    # Signature v2 is what the API Gateway host takes; the stream host takes Bearer keys.
-    assert config.base_url == APIGW_HOST
+    assert config.credentials.schemes == ("apigw_v2",)
+    assert isinstance(config.credentials.signature, SignatureV2Auth)
+    assert headers_of(config.credentials.signature)["X-NCP-IAM-ACCESS-KEY"] == ACCESS_KEY
+    # Signature v2 goes to the API Gateway host; the stream host takes Bearer keys.
+    assert config.url_for("apigw_v2") == APIGW_HOST
+    assert config.url_for("bearer") == DEFAULT_HOST
     assert config.app_type == "test"
     assert config.verify is True
-    assert config.chat_prefix == ""
+
+
+def test_iam_keys_with_an_api_key_next_to_them() -> None:
+    config = build(login=ACCESS_KEY, password=SECRET_KEY, extra={"api_key": API_KEY})
+    assert config.auth_type == "apigw_v2"
+    assert config.credentials.schemes == ("bearer", "apigw_v2")
+    assert headers_of(config.credentials.bearer)["Authorization"] == f"Bearer {API_KEY}"
+    assert headers_of(config.credentials.signature)["X-NCP-IAM-ACCESS-KEY"] == ACCESS_KEY
+    # Chat is what the limiter paces, and it goes with the API key: budgets are keyed by it.
+    assert config.account_id == build(password=API_KEY).account_id
+    for secret in SECRETS:
+        assert secret not in repr(config)
 
 
 def test_bearer_from_password_only() -> None:
     config = build(password=API_KEY, host="http://127.0.0.1:8765")
     assert config.auth_type == "bearer"
-    assert isinstance(config.auth, BearerAuth)
-    assert headers_of(config.auth)["Authorization"] == f"Bearer {API_KEY}"
+    assert config.credentials.schemes == ("bearer",)
+    assert isinstance(config.credentials.bearer, BearerAuth)
+    assert headers_of(config.credentials.bearer)["Authorization"] == f"Bearer {API_KEY}"
     assert config.base_url == "http://127.0.0.1:8765"
+
+
+def test_bearer_from_extra_api_key_only() -> None:
+    config = build(extra={"api_key": API_KEY})
+    assert config.credentials.schemes == ("bearer",)
+    assert config.account_id == build(password=API_KEY).account_id
 
 
 def test_legacy_keys_from_extra() -> None:
@@ -52,9 +72,39 @@ def test_legacy_keys_from_extra() -> None:
         extra=json.dumps({"auth_type": "legacy_keys", "apigw_api_key": GATEWAY_KEY, "app_type": "service"}),
     )
     assert config.auth_type == "legacy_keys"
-    assert isinstance(config.auth, LegacyKeyAuth)
-    assert headers_of(config.auth)["X-NCP-APIGW-API-KEY"] == GATEWAY_KEY
-    assert config.chat_prefix == "/serviceapp"
+    assert config.credentials.schemes == ("legacy_keys",)
+    assert isinstance(config.credentials.legacy, LegacyKeyAuth)
+    assert headers_of(config.credentials.legacy)["X-NCP-APIGW-API-KEY"] == GATEWAY_KEY
+    assert config.legacy_prefix == "/serviceapp"
+    assert config.url_for("legacy_keys") == APIGW_HOST
+
+
+@pytest.mark.parametrize(
+    ("host", "bearer_url", "signed_url"),
+    [
+        # No host, or NAVER's own: each scheme goes to the host documented for it.
+        (None, DEFAULT_HOST, APIGW_HOST),
+        ("https://clovastudio.stream.ntruss.com", DEFAULT_HOST, APIGW_HOST),
+        ("clovastudio.apigw.ntruss.com", DEFAULT_HOST, APIGW_HOST),
+        # Any other host (emulator, proxy, the public-sector region) serves every call.
+        ("http://127.0.0.1:8765", "http://127.0.0.1:8765", "http://127.0.0.1:8765"),
+        ("https://clovastudio.stream.gov-ntruss.com", "https://clovastudio.stream.gov-ntruss.com", None),
+    ],
+)
+def test_a_mixed_connection_sends_each_scheme_to_its_host(
+    host: str | None, bearer_url: str, signed_url: str | None
+) -> None:
+    config = build(host=host, login=ACCESS_KEY, password=SECRET_KEY, extra={"api_key": API_KEY})
+    assert config.url_for("bearer") == bearer_url
+    assert config.url_for("apigw_v2") == (signed_url or bearer_url)
+
+
+def test_models_override_is_read_and_checked() -> None:
+    assert build(password=API_KEY, extra={"models": {"HCX-005": {"tunable": True}}}).models == {
+        "HCX-005": {"tunable": True}
+    }
+    with pytest.raises(ClovaStudioConfigError, match=r"connection extra\.models\.HCX-005\.tunable must be true"):
+        build(password=API_KEY, extra={"models": {"HCX-005": {"tunable": "sure"}}})
 
 
 def test_explicit_auth_type_wins() -> None:
@@ -85,8 +135,8 @@ def test_extras_are_read() -> None:
     [
         (None, None, None, "https://clovastudio.stream.ntruss.com"),
         ("", None, None, "https://clovastudio.stream.ntruss.com"),
-        ("https://clovastudio.apigw.ntruss.com/", None, None, "https://clovastudio.apigw.ntruss.com"),
-        ("clovastudio.apigw.ntruss.com", None, None, "https://clovastudio.apigw.ntruss.com"),
+        ("https://clovastudio.apigw.ntruss.com/", None, None, "https://clovastudio.stream.ntruss.com"),
+        ("clovastudio.apigw.ntruss.com", None, None, "https://clovastudio.stream.ntruss.com"),
         ("127.0.0.1", "http", 8765, "http://127.0.0.1:8765"),
         ("http://127.0.0.1:8765", None, 9999, "http://127.0.0.1:8765"),
         ("http://gateway.test/proxy/clova/", None, 8080, "http://gateway.test:8080/proxy/clova"),
@@ -115,12 +165,18 @@ def test_account_id_is_a_stable_fingerprint_not_the_key() -> None:
         ({}, "'password'"),
         ({"login": ACCESS_KEY, "password": API_KEY, "extra": {"auth_type": "bearer"}}, "'login'"),
         ({"password": API_KEY, "extra": {"apigw_api_key": GATEWAY_KEY}}, "extra.apigw_api_key"),
+        ({"password": API_KEY, "extra": {"api_key": API_KEY}}, "'password' and extra.api_key"),
+        ({"login": ACCESS_KEY, "password": SECRET_KEY, "extra": {"api_key": 5}}, "extra.api_key must be a string"),
         # legacy keys
         ({"password": API_KEY, "extra": {"auth_type": "legacy_keys"}}, "extra.apigw_api_key"),
         ({"extra": {"auth_type": "legacy_keys", "apigw_api_key": GATEWAY_KEY}}, "'password'"),
         (
             {"login": ACCESS_KEY, "password": API_KEY, "extra": {"auth_type": "legacy_keys", "apigw_api_key": "k"}},
             "'login'",
+        ),
+        (
+            {"password": API_KEY, "extra": {"auth_type": "legacy_keys", "apigw_api_key": "k", "api_key": "nv-x"}},
+            "extra.api_key is set next to legacy app keys",
         ),
         # extras
         ({"password": API_KEY, "extra": {"auth_type": "oauth"}}, "extra.auth_type"),

@@ -195,12 +195,20 @@ def test_client_errors_carry_our_request_id_and_no_secret(
     # The service echoes our headers back in its message: even then nothing secret may show,
     # because the error text is built from the service message only (we assert it is not
     # built from the request headers, by echoing only non-secret fields).
-    route = api.get("/tuning/v2/tasks/abc123").mock(return_value=httpx.Response(http_status, json=body))
+    # Legacy app keys may call chat v1 and its token counter only; the others read a task.
+    if auth == "legacy_keys":
+        route = api.post("/testapp/v1/api-tools/chat-tokenize/HCX-003")
+    else:
+        route = api.get("/tuning/v2/tasks/abc123")
+    route.mock(return_value=httpx.Response(http_status, json=body))
     with (
         ClovaStudioClient(make_config(auth=auth, retry=RetryPolicy(max_attempts=2))) as client,
         pytest.raises(cls) as info,
     ):
-        client.get_tuning_task("abc123")
+        if auth == "legacy_keys":
+            client.count_tokens([{"role": "user", "content": "hi"}], "HCX-003")
+        else:
+            client.get_tuning_task("abc123")
     exc = info.value
     sent_id = route.calls.last.request.headers[REQUEST_ID_HEADER]
     assert exc.request_id == sent_id

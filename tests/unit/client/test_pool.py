@@ -68,6 +68,18 @@ def test_client_key_holds_no_secret_and_tells_connections_apart() -> None:
     assert pool.client_key(replace(bearer(), rate_share=0.5)) != key
 
 
+def test_client_key_tells_apart_every_credential_of_a_mixed_connection() -> None:
+    # IAM keys next to the same API key: budgets are keyed by the API key (same account_id), but a
+    # client must never sign with another connection's secret key.
+    def mixed(secret: str) -> Any:
+        return config_from_connection(host=None, login=ACCESS_KEY, password=secret, extra={"api_key": API_KEY})
+
+    assert mixed(SECRET_KEY).account_id == mixed(SECRET_KEY + "x").account_id
+    assert pool.client_key(mixed(SECRET_KEY)) == pool.client_key(mixed(SECRET_KEY))
+    assert pool.client_key(mixed(SECRET_KEY)) != pool.client_key(mixed(SECRET_KEY + "x"))
+    assert SECRET_KEY not in repr(pool.client_key(mixed(SECRET_KEY)))
+
+
 # -- SSL contexts ----------------------------------------------------------------------------------
 
 
@@ -120,7 +132,7 @@ def test_connections_never_share_a_client_or_auth_object() -> None:
 
     mine, theirs = asyncio.run(main())
     assert mine is not theirs
-    assert mine.config.auth is not theirs.config.auth
+    assert mine.config.credentials.bearer is not theirs.config.credentials.bearer
     assert mine._http is not theirs._http
 
 

@@ -97,8 +97,8 @@ def test_signature_v2_from_env(monkeypatch: pytest.MonkeyPatch, api: respx.MockR
     route = api.get("/tuning/v2/tasks/czf9fbky").mock(return_value=ok(task_json()))
     hook = ClovaStudioHook()
     assert hook.config.auth_type == "apigw_v2"
-    assert isinstance(hook.config.auth, SignatureV2Auth)
-    assert hook.config.base_url == HOST
+    assert isinstance(hook.config.credentials.signature, SignatureV2Auth)
+    assert hook.config.url_for("apigw_v2") == HOST
     task = hook.get_tuning_task("czf9fbky")
     assert task.status is TuningStatus.WAIT
     headers = route.calls.last.request.headers
@@ -112,7 +112,7 @@ def test_bearer_from_env(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter)
     route = api.get("/tuning/v2/tasks/czf9fbky").mock(return_value=ok(task_json()))
     hook = ClovaStudioHook()
     assert hook.config.auth_type == "bearer"
-    assert isinstance(hook.config.auth, BearerAuth)
+    assert isinstance(hook.config.credentials.bearer, BearerAuth)
     hook.get_tuning_task("czf9fbky")
     assert route.calls.last.request.headers["Authorization"] == f"Bearer {API_KEY}"
 
@@ -125,10 +125,11 @@ def test_legacy_keys_from_env_extra(
         password=API_KEY,
         extra={"auth_type": "legacy_keys", "apigw_api_key": GATEWAY_KEY, "app_type": "service"},
     )
-    route = api.post("/serviceapp/v3/chat-completions/HCX-005").mock(return_value=ok(V3_RESULT))
+    v1_result = {"message": {"role": "assistant", "content": "ok"}, "stopReason": "end_token", "inputLength": 9}
+    route = api.post("/serviceapp/v1/chat-completions/HCX-003").mock(return_value=ok(v1_result))
     hook = ClovaStudioHook()
-    assert isinstance(hook.config.auth, LegacyKeyAuth)
-    result = hook.chat_completion([{"role": "user", "content": "hi"}], model="HCX-005", max_tokens=30)
+    assert isinstance(hook.config.credentials.legacy, LegacyKeyAuth)
+    result = hook.chat_completion([{"role": "user", "content": "hi"}], model="HCX-003", max_tokens=30)
     assert result.usage.prompt_tokens == 9
     headers = route.calls.last.request.headers
     assert headers["X-NCP-CLOVASTUDIO-API-KEY"] == API_KEY
@@ -290,6 +291,14 @@ def test_env_connection_secret_is_masked(monkeypatch: pytest.MonkeyPatch) -> Non
     assert SECRET_KEY not in redact(f"secret is {SECRET_KEY}")
 
 
+@pytest.mark.parametrize("path", ["sync", "async"])
+async def test_api_key_next_to_iam_keys_is_masked(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    api_key = f"nv-next-to-iam-keys-0c1d2e3f-{path}"
+    set_conn(monkeypatch, login=ACCESS_KEY, password=SECRET_KEY, extra={"api_key": api_key})
+    await _build(path)
+    assert api_key not in redact(f"chat with {api_key}")
+
+
 # -- test_connection -----------------------------------------------------------------------------
 
 
@@ -300,8 +309,34 @@ def test_test_connection_true(monkeypatch: pytest.MonkeyPatch, api: respx.MockRo
     )
     ok_, message = ClovaStudioHook().test_connection()
     assert ok_ is True
-    assert HOST in message and "apigw_v2" in message and "3 tuning task" in message
+    assert message == f"IAM keys (signature v2) at {HOST}: OK, 3 tuning task(s)"
     assert route.calls.last.request.url.raw_path == b"/tuning/v2/tasks?page=0&size=1"
+
+
+def test_test_connection_checks_each_credential(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
+    set_conn(monkeypatch, login=ACCESS_KEY, password=SECRET_KEY, extra={"api_key": API_KEY})
+
+    def answer(request: Any) -> Any:
+        if "Authorization" in request.headers:
+            return fail(401, "40104", "Invalid API key")
+        return ok({"content": [], "totalPages": 0, "totalElements": 0, "size": 1, "number": 0})
+
+    route = api.get("/tuning/v2/tasks").mock(side_effect=answer)
+    ok_, message = ClovaStudioHook().test_connection()
+    assert ok_ is False  # one credential failing fails the test, and the message says which
+    bearer, signed = message.split(f"; IAM keys (signature v2) at {HOST}: ")
+    assert bearer.startswith(f"API key (Bearer) at {HOST}: FAILED: ") and "40104" in bearer
+    assert signed == "OK, 0 tuning task(s)"
+    assert route.call_count == 2
+    assert API_KEY not in message and SECRET_KEY not in message
+
+
+def test_test_connection_with_legacy_keys_counts_tokens(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
+    set_conn(monkeypatch, password=API_KEY, extra={"auth_type": "legacy_keys", "apigw_api_key": GATEWAY_KEY})
+    route = api.post("/testapp/v1/api-tools/chat-tokenize/HCX-003").mock(return_value=ok({"messages": [{"count": 5}]}))
+    ok_, message = ClovaStudioHook().test_connection()
+    assert (ok_, message) == (True, f"legacy app keys at {HOST}: OK, token count works")
+    assert route.calls.last.request.headers["X-NCP-APIGW-API-KEY"] == GATEWAY_KEY
 
 
 def test_test_connection_false_on_bad_signature(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
@@ -476,6 +511,79 @@ async def test_aget_tuning_task_bad_connection(monkeypatch: pytest.MonkeyPatch) 
     set_conn(monkeypatch, password=API_KEY, extra={"app_type": "prod"})
     with pytest.raises(ClovaStudioConfigError, match=r"extra\.app_type"):
         await ClovaStudioHook().aget_tuning_task("czf9fbky")
+
+
+# -- the OpenAI-compatible API through the openai SDK ------------------------------------------------
+
+
+OPENAI_COMPLETION = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1_700_000_000,
+    "model": "HCX-005",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8},
+}
+
+
+def _sdk_transport(seen: list[Any], *, asynchronous: bool = False) -> Any:
+    """An in-memory transport for the openai SDK's own HTTP client (respx patches only httpx,
+    and openai 3.x ships its own fork of it): answers a chat completion, records each request."""
+    import importlib
+
+    import openai
+
+    client_class = openai.DefaultAsyncHttpxClient if asynchronous else openai.DefaultHttpxClient
+    http = importlib.import_module(client_class.__mro__[1].__module__.split(".")[0])
+
+    def answer(request: Any) -> Any:
+        seen.append(request)
+        return http.Response(200, json=OPENAI_COMPLETION)
+
+    return client_class(transport=http.MockTransport(answer))
+
+
+def test_openai_client_uses_the_api_key_and_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(monkeypatch, login=ACCESS_KEY, password=SECRET_KEY, extra={"api_key": API_KEY, "timeout": 12})
+    seen: list[Any] = []
+    client = ClovaStudioHook().openai_client(http_client=_sdk_transport(seen))
+    assert str(client.base_url) == f"{HOST}/v1/openai/"
+    assert client.timeout == 12.0 and client.max_retries == 5  # extra.max_retries default
+    answer = client.chat.completions.create(model="HCX-005", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content == "hello" and answer.usage.total_tokens == 8
+    (request,) = seen
+    assert str(request.url) == f"{HOST}/v1/openai/chat/completions"
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert "X-NCP-APIGW-SIGNATURE-V2" not in request.headers
+    assert API_KEY not in redact(f"key {API_KEY}")
+
+
+async def test_aopenai_client_reads_the_connection_without_blocking(monkeypatch: pytest.MonkeyPatch) -> None:
+    import openai
+
+    set_conn(monkeypatch, password=API_KEY, extra={"max_retries": 0})
+    seen: list[Any] = []
+    client = await ClovaStudioHook().aopenai_client(http_client=_sdk_transport(seen, asynchronous=True))
+    assert isinstance(client, openai.AsyncOpenAI) and client.max_retries == 0
+    answer = await client.chat.completions.create(model="HCX-005", messages=[{"role": "user", "content": "hi"}])
+    await client.close()
+    assert answer.choices[0].message.content == "hello"
+    assert seen[0].headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+def test_openai_client_keeps_tls_verification_off_when_the_connection_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import openai
+
+    set_conn(monkeypatch, password=API_KEY, extra={"verify": False})
+    client = ClovaStudioHook().openai_client()
+    assert isinstance(client._client, openai.DefaultHttpxClient)
+    assert client._client._transport._pool._ssl_context.verify_mode.name == "CERT_NONE"
+
+
+def test_openai_client_needs_an_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(monkeypatch, login=ACCESS_KEY, password=SECRET_KEY)
+    with pytest.raises(ClovaStudioConfigError, match=r"takes only a CLOVA Studio API key .* Fix: add the API key"):
+        ClovaStudioHook().openai_client()
 
 
 # -- UI metadata ---------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def test_ui_behaviour_is_valid_once_airflow_converts_it(info: dict[str, Any]) ->
     if AIRFLOW_V_3:
         assert widgets == {}  # Airflow 3 builds the form from the provider info's conn-fields
     else:
-        assert set(widgets) == {"auth_type", "app_type", "apigw_api_key"}  # the 2.11 form
+        assert set(widgets) == {"api_key", "auth_type", "app_type", "apigw_api_key"}  # the 2.11 form
 
 
 def test_every_ui_field_is_a_known_extra(info: dict[str, Any]) -> None:
@@ -79,6 +79,7 @@ def test_every_ui_field_is_a_known_extra(info: dict[str, Any]) -> None:
     for name, spec in fields.items():
         assert "label" in spec and "schema" in spec, name
     assert fields["apigw_api_key"]["schema"].get("format") == "password"
+    assert fields["api_key"]["schema"].get("format") == "password"
 
 
 def test_ui_saved_extras_are_accepted(info: dict[str, Any]) -> None:

@@ -88,12 +88,41 @@ def test_v3_model_goes_to_v3_and_returns_the_documented_shape(api: respx.MockRou
         "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
         "model": "HCX-005",
         "tuning_task_id": None,
+        "thinking_content": None,
     }
     sent = body_of(route)
     assert sent["messages"] == [{"role": "user", "content": "hello"}]
     assert sent["temperature"] == 0.3 and sent["maxTokens"] == 64
     assert route.calls[0].request.headers["Authorization"] == f"Bearer {API_KEY}"
     assert API_KEY not in json.dumps(result)
+
+
+def test_a_reasoning_model_returns_its_thinking_content(api: respx.MockRouter) -> None:
+    answer = {
+        "message": {"role": "assistant", "content": "42", "thinkingContent": "6 x 7 = 42"},
+        "finishReason": "stop",
+        "usage": {"promptTokens": 9, "completionTokens": 30, "totalTokens": 39},
+    }
+    route = api.post("/v3/chat-completions/HCX-007").mock(return_value=envelope(answer))
+    op = ClovaStudioChatCompletionOperator(
+        task_id="chat",
+        model="HCX-007",
+        prompt="6 x 7?",
+        parameters={"thinking": {"effort": "medium"}, "maxCompletionTokens": 2048, "temperature": 0},
+    )
+    result = op.execute({})
+    assert (result["content"], result["thinking_content"]) == ("42", "6 x 7 = 42")
+    sent = body_of(route)
+    assert sent["thinking"] == {"effort": "medium"} and sent["maxCompletionTokens"] == 2048
+    assert sent["temperature"] == 0.0
+
+
+def test_a_reasoning_model_refuses_max_tokens_before_sending(api: respx.MockRouter) -> None:
+    route = api.post("/v3/chat-completions/HCX-007").mock(return_value=envelope(V3_RESULT))
+    op = ClovaStudioChatCompletionOperator(task_id="chat", model="HCX-007", prompt="hi", parameters={"maxTokens": 64})
+    with pytest.raises(ClovaStudioConfigError, match="rename maxTokens to maxCompletionTokens"):
+        op.execute({})
+    assert not route.called
 
 
 def test_v1_model_goes_to_v1_with_prompt_and_system_prompt(api: respx.MockRouter) -> None:

@@ -61,12 +61,14 @@ class FakeService:
     get_errors: list[BaseException] = field(default_factory=list)
     delete_error: BaseException | None = None
     console_url: str | None = None
+    #: The connection's catalog overrides (extra.models).
+    models: dict[str, Any] = field(default_factory=dict)
     _ids: Iterator[str] = field(default_factory=lambda: iter(f"tsk{n:05d}" for n in range(1, 10**5)))
     _gets: dict[str, int] = field(default_factory=dict)
 
     @property
     def config(self) -> Any:
-        return SimpleNamespace(console_url=self.console_url)
+        return SimpleNamespace(console_url=self.console_url, models=self.models)
 
     def add(self, raw: dict[str, Any]) -> dict[str, Any]:
         self.tasks[raw["id"]] = raw

@@ -13,6 +13,7 @@ import pytest
 
 from airflow_provider_clova.client.errors import (
     ClovaStudioBadRequestError,
+    ClovaStudioConfigError,
     ClovaStudioDatasetError,
     ClovaStudioError,
     ClovaStudioServerError,
@@ -104,7 +105,7 @@ def operator(service: FakeService, **kwargs: Any) -> ClovaStudioTuningOperator:
     kwargs.setdefault("deferrable", False)
     kwargs.setdefault("poll_interval", 30.0)
     op = ClovaStudioTuningOperator(
-        model=kwargs.pop("model", "HCX-005"),
+        model=kwargs.pop("model", "HCX-003"),
         dataset_bucket="clova-datasets",
         dataset_key="datasets/support/train.jsonl",
         object_storage_conn_id=OBJ_CONN_ID,
@@ -182,7 +183,7 @@ def test_first_try_lists_by_name_then_creates_with_the_dataset(service: FakeServ
     assert service.kinds()[:2] == ["list", "create"]
     assert service.calls[0] == ("list", name_for())
     created = service.created[0]
-    assert created["model"] == "HCX-005"
+    assert created["model"] == "HCX-003"
     assert created["fields"] == {"name": name_for(), "trainEpochs": 4, "learningRate": 1e-4}
     ds = created["dataset"]
     assert (ds.bucket, ds.key, ds.access_key, ds.secret_key) == (
@@ -351,6 +352,25 @@ def test_a_missing_dataset_fails_before_any_create(service: FakeService, dataset
     with pytest.raises(ClovaStudioDatasetError, match=r"file\.noexist"):
         operator(service).execute(context_for(service))
     assert "create" not in service.kinds()
+
+
+@pytest.mark.parametrize("model", ["HCX-005", "HCX-DASH-002", "HCX-007"])
+def test_an_untunable_model_fails_first_naming_the_tunable_ones(
+    service: FakeService, dataset: dict[str, Any], model: str
+) -> None:
+    with pytest.raises(ClovaStudioConfigError) as info:
+        operator(service, model=model).execute(context_for(service))
+    assert f"ClovaStudioTuningOperator(tune): model {model!r} cannot be tuned; tunable models: HCX-003." in str(
+        info.value
+    )
+    # Before the dataset is streamed and before tasks are listed: nothing read, nothing sent.
+    assert service.calls == [] and dataset["opened"] == []
+
+
+def test_a_connection_can_open_a_model_to_tuning(service: FakeService, dataset: dict[str, Any]) -> None:
+    service.models = {"HCX-005": {"tunable": True}}
+    operator(service, model="HCX-005", wait_for_completion=False).execute(context_for(service))
+    assert service.kinds().count("create") == 1
 
 
 def test_validation_can_be_turned_off(service: FakeService, dataset: dict[str, Any]) -> None:
@@ -560,9 +580,9 @@ def test_success_attaches_the_model_to_every_outlet_asset_event(
     assert {key: extra[key] for key in ("task_id", "name", "model", "train_loss", "chat_completions_path")} == {
         "task_id": "tsk00001",
         "name": name_for(),
-        "model": "HCX-005",
+        "model": "HCX-003",
         "train_loss": 0.3125,
-        "chat_completions_path": "/v3/tasks/tsk00001/chat-completions",
+        "chat_completions_path": "/v1/tasks/tsk00001/chat-completions",
     }
     # and where it came from (the same facts OpenLineage gets)
     assert extra["dataset"].startswith("s3://") and extra["namespace"].startswith("clova-studio://")

@@ -69,7 +69,7 @@ def test_two_triggers_on_one_connection_share_one_client_and_one_ssl_context(
     assert [e[0]["status"] for e in events] == ["success"] * 3
     first, second, other = used
     assert first is second  # one connection, one loop: one pooled client
-    assert other is not first and other.config.auth is not first.config.auth
+    assert other is not first and other.config.credentials.signature is not first.config.credentials.signature
     assert keys == {"task0001": ACCESS_KEY, "task0002": ACCESS_KEY, "task0003": OTHER_ACCESS_KEY}
     assert builds == [True]  # one verifying SSL context for the whole process
     contexts = {id(c._http._transport._pool._ssl_context) for c in used}  # type: ignore[attr-defined]

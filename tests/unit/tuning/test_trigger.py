@@ -263,7 +263,7 @@ async def test_a_trigger_made_by_the_operator_carries_no_secret_and_still_works(
     get = api.get(TASK_PATH).mock(return_value=ok(succeeded_json(TASK)))
     op = ClovaStudioTuningOperator(
         task_id="tune",
-        model="HCX-005",
+        model="HCX-003",
         dataset_bucket="bkt",
         dataset_key="train.jsonl",
         object_storage_conn_id=OBJ_CONN_ID,
