@@ -103,7 +103,7 @@ def test_a_reasoning_model_returns_its_thinking_content(api: respx.MockRouter) -
         "finishReason": "stop",
         "usage": {"promptTokens": 9, "completionTokens": 30, "totalTokens": 39},
     }
-    route = api.post("/v3/chat-completions/HCX-007").mock(return_value=envelope(answer))
+    route = api.post("/v3/chat-completions/HCX-007").mock(return_value=ok(answer))
     op = ClovaStudioChatCompletionOperator(
         task_id="chat",
         model="HCX-007",
@@ -118,7 +118,7 @@ def test_a_reasoning_model_returns_its_thinking_content(api: respx.MockRouter) -
 
 
 def test_a_reasoning_model_refuses_max_tokens_before_sending(api: respx.MockRouter) -> None:
-    route = api.post("/v3/chat-completions/HCX-007").mock(return_value=envelope(V3_RESULT))
+    route = api.post("/v3/chat-completions/HCX-007").mock(return_value=ok(V3_RESULT))
     op = ClovaStudioChatCompletionOperator(task_id="chat", model="HCX-007", prompt="hi", parameters={"maxTokens": 64})
     with pytest.raises(ClovaStudioConfigError, match="rename maxTokens to maxCompletionTokens"):
         op.execute({})
