@@ -7,7 +7,8 @@ interpreter and GIL:
 
 ``serve()`` starts it as a subprocess and yields its base URL. Answers:
 
-* ``GET /tuning/v2/tasks/{task_id}``: the seed's sample task (``seeds/001``) with that id.
+* ``GET /tuning/v2/tasks/{task_id}``: the seed's sample task (``seeds/001``), RUNNING, with that id
+  (``airflow_provider_clova.testing.samples``).
 * ``GET /tuning/v2/tasks``: one page with that task.
 
 It checks nothing (no auth): both sides of a comparison get the same answer at the same cost.
@@ -25,34 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-TASK: dict[str, Any] = {
-    "id": "czf9fbky",
-    "name": "230821-130704",
-    "model": "HCX-003",
-    "method": "LoRA",
-    "taskType": "GENERATION",
-    "trainEpochs": 8,
-    "learningRate": 1.0e-4,
-    "status": "RUNNING",
-    "statusInfo": {
-        "label": None,
-        "dataRows": 1200,
-        "numOfTokens": 345678,
-        "currStep": 150,
-        "totalTrainSteps": 600,
-        "currEpoch": 2,
-        "totalTrainEpochs": 8,
-        "estimatedTime": 3725,
-        "trainLoss": 0.8123,
-        "sendWeightSuccess": None,
-        "failureReason": None,
-        "message": None,
-        "endDatetime": None,
-    },
-    "createdClientType": "API",
-    "createdDate": "2023-08-21T13:07:06+0900",
-    "updatedDate": "2023-08-21T13:07:06+0900",
-}
+from airflow_provider_clova.testing.samples import ok_body, running_json
+
+TASK = running_json()  # the seed's sample task, a quarter through its training
 READY = "listening on "
 
 
@@ -62,7 +38,7 @@ def build_app() -> Any:
     from starlette.routing import Route
 
     def envelope(result: Any) -> bytes:
-        return json.dumps({"status": {"code": "20000", "message": "OK"}, "result": result}).encode()
+        return json.dumps(ok_body(result)).encode()
 
     async def get_task(request: Any) -> Response:
         body = envelope({**TASK, "id": request.path_params["task_id"]})

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from airflow_provider_clova.testing.emulator import Account, EmulatorConfig, ServerThread, default_account
+from airflow_provider_clova.testing.waiting import wait_until
 
 FAST = 0.001  # --time-scale for tests: WAIT 0.03 s, a training step 2 ms
 
@@ -33,18 +34,6 @@ def signed_headers(
 
 
 BEARER = {"Authorization": "Bearer KEY"}
-
-
-def wait_until(check: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.01) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
-        time.sleep(interval)
 
 
 class Api:

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from airflow_provider_clova.testing.pytest_plugin import ClovaEmulator, MotoServer
-from tests.emulator.conftest import create_body, jsonl, rows, signed_headers, wait_until
+from airflow_provider_clova.testing.waiting import wait_until
+from tests.emulator.conftest import create_body, jsonl, rows, signed_headers
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,8 @@ from airflow_provider_clova.client.catalog import known_models
 from airflow_provider_clova.client.limits import lookup_budget
 from airflow_provider_clova.testing.emulator.envelope import ApiError
 from airflow_provider_clova.testing.emulator.ratelimit import Budget, RateLimiter
-from tests.emulator.conftest import Api, wait_until
+from airflow_provider_clova.testing.waiting import wait_until
+from tests.emulator.conftest import Api
 
 TOKEN = re.compile(r"[A-Za-z]{1,4}|[0-9]{1,3}|[^\sA-Za-z0-9]")
 ASK = [{"role": "user", "content": "How many tokens is this?"}]

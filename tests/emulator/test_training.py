@@ -11,7 +11,8 @@ import pytest
 
 from airflow_provider_clova.datasets import validate_stream
 from airflow_provider_clova.testing.pytest_plugin import MotoServer
-from tests.emulator.conftest import Api, create_body, jsonl, rows, wait_until
+from airflow_provider_clova.testing.waiting import wait_until
+from tests.emulator.conftest import Api, create_body, jsonl, rows
 
 pytestmark = pytest.mark.integration
 

@@ -8,26 +8,12 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_clova.testing.samples import TASK_FIELDS, status_info
 from tests.emulator.conftest import Api, create_body
 
 pytestmark = pytest.mark.integration
 
 ISO_KST = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0900$")
-STATUS_INFO = [
-    "label",
-    "dataRows",
-    "numOfTokens",
-    "currStep",
-    "totalTrainSteps",
-    "currEpoch",
-    "totalTrainEpochs",
-    "estimatedTime",
-    "trainLoss",
-    "sendWeightSuccess",
-    "failureReason",
-    "message",
-    "endDatetime",
-]
 
 
 def create(api: Api, **fields: Any) -> dict[str, Any]:
@@ -41,20 +27,7 @@ def test_create_answers_the_seed_shape(api: Api) -> None:
     response = api.post("/tuning/v2/tasks", create_body("bucket", "data.jsonl", model="HCX-003"))
     assert response.json()["status"] == {"code": "20000", "message": "OK"}
     task = response.json()["result"]
-    assert list(task) == [
-        "id",
-        "name",
-        "model",
-        "method",
-        "taskType",
-        "trainEpochs",
-        "learningRate",
-        "status",
-        "statusInfo",
-        "createdClientType",
-        "createdDate",
-        "updatedDate",
-    ]
+    assert list(task) == list(TASK_FIELDS)
     assert re.fullmatch(r"[a-z0-9]{8}", task["id"])
     assert re.fullmatch(r"\d{6}-\d{6}", task["name"])
     created = datetime.strptime(task["createdDate"], "%Y-%m-%dT%H:%M:%S%z")
@@ -64,7 +37,7 @@ def test_create_answers_the_seed_shape(api: Api) -> None:
     assert (task["model"], task["method"], task["taskType"]) == ("HCX-003", "LoRA", "GENERATION")
     assert (task["trainEpochs"], task["learningRate"]) == (8, 1e-4)
     assert (task["status"], task["createdClientType"]) == ("WAIT", "API")
-    assert task["statusInfo"] == dict.fromkeys(STATUS_INFO)
+    assert task["statusInfo"] == status_info()
     assert "testing" not in response.text  # the dataset keys are never echoed
 
 

@@ -14,13 +14,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_clova._compat import AIRFLOW_V_3
 from airflow_provider_clova.testing.servers import MotoServer, start_emulator
+from airflow_provider_clova.testing.waiting import wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -50,16 +50,6 @@ def _json_tail(text: str) -> object:
         if line.startswith(("[", "{")):
             return json.loads(line)
     return None
-
-
-def _wait_for(what: str, check: object, timeout: float) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()  # type: ignore[operator]
-        if value:
-            return value
-        time.sleep(2)  # polling a condition with a deadline; each probe is a CLI call
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def test_pipeline_defers_to_the_triggerer_and_bills_one_training(tmp_path: Path, moto_server: MotoServer) -> None:
@@ -93,10 +83,12 @@ def test_pipeline_defers_to_the_triggerer_and_bills_one_training(tmp_path: Path,
         [str(BIN / "airflow"), "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        _wait_for(
-            "the DAG to be parsed",
+        # each probe is a CLI call, hence the 2 s between them
+        wait_until(
             lambda: DAG_ID in _airflow(env, "dags", "list", "-o", "json"),
             timeout=180,
+            interval=2,
+            what="the DAG to be parsed",
         )
         _airflow(env, "dags", "unpause", DAG_ID)
         triggered = _json_tail(_airflow(env, "dags", "trigger", DAG_ID, "-o", "json"))
@@ -108,7 +100,7 @@ def test_pipeline_defers_to_the_triggerer_and_bills_one_training(tmp_path: Path,
             states = [run["state"] for run in runs if run["run_id"] == run_id]  # type: ignore[attr-defined]
             return states[0] if states and states[0] in ("success", "failed") else None
 
-        state = _wait_for("the DAG run to finish", finished, timeout=240)
+        state = wait_until(finished, timeout=240, interval=2, what="the DAG run to finish")
         logs = home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=tune"
         assert state == "success", f"run ended {state}; see {tmp_path / 'standalone.log'} and {logs}"
 

@@ -14,7 +14,7 @@ import pytest
 
 from airflow_provider_clova.testing.emulator.embedding import cosine, embed_text
 from airflow_provider_clova.testing.servers import ClovaEmulator
-from tests.integration.tuning.conftest import wait_for
+from airflow_provider_clova.testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -96,11 +96,12 @@ def test_langchain_naver_chat_from_environment(clova_emulator: ClovaEmulator, mo
     assert clova_emulator.stats()["requests"]["openai.chat"] == {"200": 1}
     # ChatClovaX tags each call with its request id, which the emulator logs (the log is written
     # by a reader thread, so wait for the line rather than read once)
-    wait_for(
+    wait_until(
         lambda: (
             "/v1/openai/chat/completions -> 200 [openai.chat, account=default, request-id='lcnv-"
             in clova_emulator.log_path.read_text("utf-8")
-        )
+        ),
+        timeout=20,
     )
 
 

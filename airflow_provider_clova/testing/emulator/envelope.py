@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-OK_STATUS = {"code": "20000", "message": "OK"}
+from airflow_provider_clova.testing.samples import fail_body, ok_body
 
 
 class ApiError(Exception):
@@ -28,7 +28,7 @@ class ApiError(Exception):
     def body(self) -> dict[str, Any]:
         if self.legacy:
             return {"error": {"errorCode": self.code, "message": self.message}}
-        return {"status": {"code": self.code, "message": self.message}}
+        return fail_body(self.code, self.message)
 
 
 def bad_param(field: str, rule: str, got: object = None) -> ApiError:
@@ -47,10 +47,7 @@ def json_response(status: int, body: dict[str, Any]) -> Response:
 
 
 def ok(result: Any = None, *, with_result: bool = True) -> Response:
-    body: dict[str, Any] = {"status": dict(OK_STATUS)}
-    if with_result:
-        body["result"] = result
-    return json_response(200, body)
+    return json_response(200, ok_body(result, with_result=with_result))
 
 
 def error_response(error: ApiError) -> Response:

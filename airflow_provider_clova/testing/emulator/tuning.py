@@ -34,22 +34,8 @@ from airflow_provider_clova.testing.emulator.config import Timings
 from airflow_provider_clova.testing.emulator.envelope import ApiError, bad_param
 from airflow_provider_clova.testing.emulator.params import enum_param, float_param, int_param, str_param
 from airflow_provider_clova.testing.emulator.storage import DatasetOutcome, DatasetRef, failure
+from airflow_provider_clova.testing.samples import status_info
 
-STATUS_INFO_FIELDS = (
-    "label",
-    "dataRows",
-    "numOfTokens",
-    "currStep",
-    "totalTrainSteps",
-    "currEpoch",
-    "totalTrainEpochs",
-    "estimatedTime",
-    "trainLoss",
-    "sendWeightSuccess",
-    "failureReason",
-    "message",
-    "endDatetime",
-)
 DATASET_FIELDS = (
     "trainingDatasetBucket",
     "trainingDatasetFilePath",
@@ -166,7 +152,7 @@ class Lifecycle:
 
     def status(self, task: TuningTask, now: float) -> tuple[str, dict[str, Any], float]:
         """(status, statusInfo, time of the last change) at ``now``."""
-        info: dict[str, Any] = dict.fromkeys(STATUS_INFO_FIELDS)
+        info = status_info()
         start = self.run_start(task)
         if now < start:
             return "WAIT", info, task.created_at

@@ -9,7 +9,6 @@ environment variables, exactly as a user's CI would set them.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
@@ -79,15 +78,3 @@ def created(emulator: ClovaEmulator) -> list[dict[str, Any]]:
 
 def requests(emulator: ClovaEmulator, route: str) -> dict[str, int]:
     return dict(emulator.stats()["requests"].get(route, {}))
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02) -> Any:
-    """Poll ``check`` until it returns something truthy (bounded), never a bare sleep."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met in {timeout} s; last value {value!r}")
-        time.sleep(interval)

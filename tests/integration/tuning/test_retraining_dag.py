@@ -24,7 +24,8 @@ from cryptography.fernet import Fernet
 from airflow_provider_clova.client.calls import TuningDataset
 from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.testing.servers import ClovaEmulator, MotoServer
-from tests.integration.tuning.conftest import POLL, created, requests, wait_for
+from airflow_provider_clova.testing.waiting import wait_until
+from tests.integration.tuning.conftest import POLL, created, requests
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -49,7 +50,7 @@ def champion_task(moto_server: MotoServer, bucket: str) -> str:
     hook = ClovaStudioHook()
     dataset = TuningDataset(bucket, "datasets/old.jsonl", moto_server.access_key, moto_server.secret_key)
     task = hook.create_tuning_task("HCX-003", dataset, name="haneul-support-champion")
-    wait_for(lambda: hook.get_tuning_task(task.id).status.value == "SUCCEEDED", timeout=60)
+    wait_until(lambda: hook.get_tuning_task(task.id).status.value == "SUCCEEDED", timeout=60)
     return task.id
 
 

@@ -33,52 +33,6 @@ API_KEY = "nv-api-key-also-very-secret-1234567890"
 GATEWAY_KEY = "apigw-gateway-key-secret-abcdef"
 SECRETS = (SECRET_KEY, API_KEY, GATEWAY_KEY)
 
-SEED_TASK: dict[str, Any] = {
-    "id": "czf9fbky",
-    "name": "230821-130704",
-    "model": "HCX-003",
-    "method": "LoRA",
-    "taskType": "GENERATION",
-    "trainEpochs": 8,
-    "learningRate": 1.0e-4,
-    "status": "WAIT",
-    "statusInfo": {
-        "label": None,
-        "dataRows": None,
-        "numOfTokens": None,
-        "currStep": None,
-        "totalTrainSteps": None,
-        "currEpoch": None,
-        "totalTrainEpochs": None,
-        "estimatedTime": None,
-        "trainLoss": None,
-        "sendWeightSuccess": None,
-        "failureReason": None,
-        "message": None,
-        "endDatetime": None,
-    },
-    "createdClientType": "API",
-    "createdDate": "2023-08-21T13:07:06+0900",
-    "updatedDate": "2023-08-21T13:07:06+0900",
-}
-
-
-def ok(result: Any = None, *, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
-    """A CLOVA success envelope."""
-    body: dict[str, Any] = {"status": {"code": "20000", "message": "OK"}}
-    if result is not None:
-        body["result"] = result
-    return httpx.Response(status, json=body, headers=headers)
-
-
-def fail(status: int, code: str, message: str = "error", *, headers: dict[str, str] | None = None) -> httpx.Response:
-    """A CLOVA error envelope."""
-    return httpx.Response(status, json={"status": {"code": code, "message": message}}, headers=headers)
-
-
-def task_json(task_id: str = "czf9fbky", **overrides: Any) -> dict[str, Any]:
-    return {**SEED_TASK, "id": task_id, **overrides}
-
 
 class Clock:
     """A fake epoch-millisecond clock that advances by ``step`` on every reading."""

@@ -17,19 +17,9 @@ from hypothesis import strategies as st
 from airflow_provider_clova.client.auth import BearerAuth, LegacyKeyAuth, SignatureV2Auth
 from airflow_provider_clova.client.client import REQUEST_ID_HEADER, AsyncClovaStudioClient, ClovaStudioClient
 from airflow_provider_clova.client.retry import RetryPolicy
+from airflow_provider_clova.testing.samples import fail, ok, task_json
 
-from .conftest import (
-    ACCESS_KEY,
-    API_KEY,
-    GATEWAY_KEY,
-    SECRET_KEY,
-    SECRETS,
-    Clock,
-    fail,
-    make_config,
-    ok,
-    task_json,
-)
+from .conftest import ACCESS_KEY, API_KEY, GATEWAY_KEY, SECRET_KEY, SECRETS, Clock, make_config
 
 
 def expected_signature(method: str, path_with_query: str, timestamp: str, access_key: str, secret_key: str) -> str:

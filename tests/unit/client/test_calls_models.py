@@ -26,8 +26,9 @@ from airflow_provider_clova.client.models import (
     TuningTaskPage,
 )
 from airflow_provider_clova.client.params import camel_case, normalize_chat_params
+from airflow_provider_clova.testing.samples import ok, running_json, task_json
 
-from .conftest import SEED_TASK, FakeLimiter, make_config, ok, task_json
+from .conftest import FakeLimiter, make_config
 
 DATASET = TuningDataset(bucket="my-bucket", key="data/train.jsonl", access_key="os-access", secret_key="os-secret-xyz")
 V1_RESULT = {
@@ -69,7 +70,7 @@ def test_seed_sample_response_parses() -> None:
   }
 }"""
     )
-    assert seed_answer["result"] == SEED_TASK
+    assert seed_answer["result"] == task_json()
     task = TuningTask.from_api(seed_answer["result"])
     assert task.id == "czf9fbky"
     assert task.name == "230821-130704"
@@ -88,7 +89,7 @@ def test_seed_sample_response_parses() -> None:
     assert task.created_date.utcoffset() == pendulum.duration(hours=9)
     assert task.created_date == pendulum.datetime(2023, 8, 21, 4, 7, 6, tz="UTC")
     assert task.updated_date == task.created_date
-    assert task.to_dict() == SEED_TASK
+    assert task.to_dict() == task_json()
     assert task.summary() == "task czf9fbky WAIT"
     json.dumps(task.to_dict())  # JSON-safe for XCom and trigger events
 
@@ -104,26 +105,7 @@ def test_status_enum_and_terminal(status: str, terminal: bool) -> None:
 
 
 def test_running_status_info_progress_eta_and_summary() -> None:
-    task = TuningTask.from_api(
-        task_json(
-            status="RUNNING",
-            statusInfo={
-                "label": None,
-                "dataRows": 1200,
-                "numOfTokens": 345678,
-                "currStep": 150,
-                "totalTrainSteps": 600,
-                "currEpoch": 2,
-                "totalTrainEpochs": 8,
-                "estimatedTime": 3725,
-                "trainLoss": 0.81234,
-                "sendWeightSuccess": None,
-                "failureReason": None,
-                "message": None,
-                "endDatetime": None,
-            },
-        )
-    )
+    task = TuningTask.from_api(running_json(trainLoss=0.81234))
     info = task.status_info
     assert info.data_rows == 1200
     assert info.num_of_tokens == 345678
@@ -388,7 +370,7 @@ def test_list_page_size_bounds() -> None:
 
 def test_task_page_parsing() -> None:
     page = TuningTaskPage.from_api(
-        {"content": [SEED_TASK], "totalPages": 4, "totalElements": 31, "size": 10, "number": 2}
+        {"content": [task_json()], "totalPages": 4, "totalElements": 31, "size": 10, "number": 2}
     )
     assert [t.id for t in page.tasks] == ["czf9fbky"]
     assert (page.total_pages, page.total_elements, page.size, page.number) == (4, 31, 10, 2)

@@ -26,8 +26,9 @@ from airflow_provider_clova.client.errors import (
     ClovaStudioTimeoutError,
 )
 from airflow_provider_clova.client.retry import RetryPolicy
+from airflow_provider_clova.testing.samples import fail, ok, task_json
 
-from .conftest import SECRETS, fail, make_config, ok, task_json
+from .conftest import SECRETS, make_config
 
 REQUEST_ID = "req-0123456789abcdef"
 

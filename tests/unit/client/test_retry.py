@@ -26,8 +26,9 @@ from airflow_provider_clova.client.errors import (
     ClovaStudioUnknownOutcomeError,
 )
 from airflow_provider_clova.client.retry import NO_RETRY, RetryPolicy, is_retryable
+from airflow_provider_clova.testing.samples import fail, ok, task_json
 
-from .conftest import FakeLimiter, fail, make_config, ok, task_json
+from .conftest import FakeLimiter, make_config
 
 TASK = "/tuning/v2/tasks/czf9fbky"
 CREATE = "/tuning/v2/tasks"

@@ -20,8 +20,9 @@ from airflow_provider_clova.client.calls import TuningDataset
 from airflow_provider_clova.client.client import ClovaStudioClient
 from airflow_provider_clova.client.config import APIGW_HOST, DEFAULT_HOST, config_from_connection
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
+from airflow_provider_clova.testing.samples import ok, task_json
 
-from .conftest import ACCESS_KEY, API_KEY, GATEWAY_KEY, SECRET_KEY, FakeLimiter, make_config, ok, task_json
+from .conftest import ACCESS_KEY, API_KEY, GATEWAY_KEY, SECRET_KEY, FakeLimiter, make_config
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 V1 = {"message": {"role": "assistant", "content": "ok"}, "stopReason": "end_token", "inputLength": 1}

@@ -18,7 +18,8 @@ from airflow_provider_clova.client.client import REQUEST_ID_HEADER, AsyncClovaSt
 from airflow_provider_clova.client.errors import ClovaStudioConfigError, ClovaStudioNotFoundError
 from airflow_provider_clova.client.models import TuningStatus
 from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
-from tests.unit.client.conftest import SEED_TASK, FakeLimiter, fail, ok, task_json
+from airflow_provider_clova.testing.samples import fail, ok, task_json
+from tests.unit.client.conftest import FakeLimiter
 
 HOST = "https://clova.hooktest.invalid"
 ACCESS_KEY = "ncp_iam_BPAMKR-hook-access-0001"
@@ -93,7 +94,7 @@ def fake_limiter(monkeypatch: pytest.MonkeyPatch) -> FakeLimiter:
 
 def test_signature_v2_from_env(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
     set_conn(monkeypatch, login=ACCESS_KEY, password=SECRET_KEY)
-    route = api.get("/tuning/v2/tasks/czf9fbky").mock(return_value=ok(SEED_TASK))
+    route = api.get("/tuning/v2/tasks/czf9fbky").mock(return_value=ok(task_json()))
     hook = ClovaStudioHook()
     assert hook.config.auth_type == "apigw_v2"
     assert isinstance(hook.config.credentials.signature, SignatureV2Auth)
@@ -108,7 +109,7 @@ def test_signature_v2_from_env(monkeypatch: pytest.MonkeyPatch, api: respx.MockR
 
 def test_bearer_from_env(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
     set_conn(monkeypatch, password=API_KEY)
-    route = api.get("/tuning/v2/tasks/czf9fbky").mock(return_value=ok(SEED_TASK))
+    route = api.get("/tuning/v2/tasks/czf9fbky").mock(return_value=ok(task_json()))
     hook = ClovaStudioHook()
     assert hook.config.auth_type == "bearer"
     assert isinstance(hook.config.credentials.bearer, BearerAuth)
@@ -304,7 +305,7 @@ async def test_api_key_next_to_iam_keys_is_masked(monkeypatch: pytest.MonkeyPatc
 def test_test_connection_true(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
     set_conn(monkeypatch, login=ACCESS_KEY, password=SECRET_KEY)
     route = api.get("/tuning/v2/tasks").mock(
-        return_value=ok({"content": [SEED_TASK], "totalPages": 3, "totalElements": 3, "size": 1, "number": 0})
+        return_value=ok({"content": [task_json()], "totalPages": 3, "totalElements": 3, "size": 1, "number": 0})
     )
     ok_, message = ClovaStudioHook().test_connection()
     assert ok_ is True
@@ -460,7 +461,7 @@ def test_hooks_on_one_connection_share_the_pooled_client_and_close_only_lets_go(
 async def test_aget_tuning_task_via_aget_connection(monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter) -> None:
     set_conn(monkeypatch, login=ACCESS_KEY, password=SECRET_KEY)
     route = api.get("/tuning/v2/tasks/czf9fbky").mock(
-        return_value=ok(task_json(status="RUNNING", statusInfo={"currStep": 5, "totalTrainSteps": 10}))
+        return_value=ok(task_json(status="RUNNING", currStep=5, totalTrainSteps=10))
     )
     hook = ClovaStudioHook()
     task = await hook.aget_tuning_task("czf9fbky")

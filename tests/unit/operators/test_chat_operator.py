@@ -15,6 +15,7 @@ from airflow_provider_clova.client import limiter as limiter_module
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 from airflow_provider_clova.operators.chat import ClovaStudioChatCompletionOperator
 from airflow_provider_clova.pools import pool_name
+from airflow_provider_clova.testing.samples import ok, task_json
 
 HOST = "https://clova.chattest.invalid"
 API_KEY = "nv-chat-op-api-key-0123456789abcdef"
@@ -30,17 +31,7 @@ V3_RESULT = {
     "finishReason": "stop",
     "usage": {"promptTokens": 9, "completionTokens": 3, "totalTokens": 12},
 }
-TASK = {
-    "id": "tunedab1",
-    "name": "t",
-    "model": "HCX-003",
-    "status": "SUCCEEDED",
-    "statusInfo": {},
-}
-
-
-def envelope(result: Any) -> httpx.Response:
-    return httpx.Response(200, json={"status": {"code": "20000", "message": "OK"}, "result": result})
+TASK = task_json("tunedab1", "SUCCEEDED", name="t", model="HCX-003")
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +74,7 @@ def test_template_fields_are_a_tuple_with_the_request() -> None:
 
 
 def test_v3_model_goes_to_v3_and_returns_the_documented_shape(api: respx.MockRouter) -> None:
-    route = api.post("/v3/chat-completions/HCX-005").mock(return_value=envelope(V3_RESULT))
+    route = api.post("/v3/chat-completions/HCX-005").mock(return_value=ok(V3_RESULT))
     op = ClovaStudioChatCompletionOperator(
         task_id="chat",
         model="HCX-005",
@@ -112,7 +103,7 @@ def test_a_reasoning_model_returns_its_thinking_content(api: respx.MockRouter) -
         "finishReason": "stop",
         "usage": {"promptTokens": 9, "completionTokens": 30, "totalTokens": 39},
     }
-    route = api.post("/v3/chat-completions/HCX-007").mock(return_value=envelope(answer))
+    route = api.post("/v3/chat-completions/HCX-007").mock(return_value=ok(answer))
     op = ClovaStudioChatCompletionOperator(
         task_id="chat",
         model="HCX-007",
@@ -127,7 +118,7 @@ def test_a_reasoning_model_returns_its_thinking_content(api: respx.MockRouter) -
 
 
 def test_a_reasoning_model_refuses_max_tokens_before_sending(api: respx.MockRouter) -> None:
-    route = api.post("/v3/chat-completions/HCX-007").mock(return_value=envelope(V3_RESULT))
+    route = api.post("/v3/chat-completions/HCX-007").mock(return_value=ok(V3_RESULT))
     op = ClovaStudioChatCompletionOperator(task_id="chat", model="HCX-007", prompt="hi", parameters={"maxTokens": 64})
     with pytest.raises(ClovaStudioConfigError, match="rename maxTokens to maxCompletionTokens"):
         op.execute({})
@@ -135,7 +126,7 @@ def test_a_reasoning_model_refuses_max_tokens_before_sending(api: respx.MockRout
 
 
 def test_v1_model_goes_to_v1_with_prompt_and_system_prompt(api: respx.MockRouter) -> None:
-    route = api.post("/v1/chat-completions/HCX-003").mock(return_value=envelope(V1_RESULT))
+    route = api.post("/v1/chat-completions/HCX-003").mock(return_value=ok(V1_RESULT))
     op = ClovaStudioChatCompletionOperator(
         task_id="chat", model="HCX-003", prompt="What is Airflow?", system_prompt="Answer briefly."
     )
@@ -150,8 +141,8 @@ def test_v1_model_goes_to_v1_with_prompt_and_system_prompt(api: respx.MockRouter
 
 
 def test_tuned_task_with_its_base_model_needs_no_lookup(api: respx.MockRouter) -> None:
-    lookup = api.get("/tuning/v2/tasks/tunedab1").mock(return_value=envelope(TASK))
-    route = api.post("/v3/tasks/tunedab1/chat-completions").mock(return_value=envelope(V3_RESULT))
+    lookup = api.get("/tuning/v2/tasks/tunedab1").mock(return_value=ok(TASK))
+    route = api.post("/v3/tasks/tunedab1/chat-completions").mock(return_value=ok(V3_RESULT))
     op = ClovaStudioChatCompletionOperator(task_id="chat", tuning_task_id="tunedab1", model="HCX-005", prompt="hi")
     result = op.execute({})
     assert route.call_count == 1 and lookup.call_count == 0
@@ -159,8 +150,8 @@ def test_tuned_task_with_its_base_model_needs_no_lookup(api: respx.MockRouter) -
 
 
 def test_tuned_task_without_model_is_routed_by_its_base_model(api: respx.MockRouter) -> None:
-    lookup = api.get("/tuning/v2/tasks/tunedab1").mock(return_value=envelope(TASK))
-    route = api.post("/v1/tasks/tunedab1/chat-completions").mock(return_value=envelope(V1_RESULT))
+    lookup = api.get("/tuning/v2/tasks/tunedab1").mock(return_value=ok(TASK))
+    route = api.post("/v1/tasks/tunedab1/chat-completions").mock(return_value=ok(V1_RESULT))
     op = ClovaStudioChatCompletionOperator(
         task_id="chat", tuning_task_id="tunedab1", prompt="hi", parameters={"repeatPenalty": 2.0}
     )
@@ -192,8 +183,8 @@ def test_bad_parameters_fail_naming_the_field_before_any_request(
 
 
 def test_bad_parameter_of_a_tuned_task_fails_after_the_lookup_but_before_chat(api: respx.MockRouter) -> None:
-    api.get("/tuning/v2/tasks/tunedab1").mock(return_value=envelope(TASK))
-    chat = api.post(url__regex=r".*/chat-completions.*").mock(return_value=envelope(V1_RESULT))
+    api.get("/tuning/v2/tasks/tunedab1").mock(return_value=ok(TASK))
+    chat = api.post(url__regex=r".*/chat-completions.*").mock(return_value=ok(V1_RESULT))
     op = ClovaStudioChatCompletionOperator(
         task_id="chat", tuning_task_id="tunedab1", prompt="hi", parameters={"temperature": 0}
     )
@@ -215,7 +206,7 @@ def test_bad_messages_fail_before_any_request(api: respx.MockRouter) -> None:
 
 
 def test_messages_and_parameters_may_arrive_as_json_strings(api: respx.MockRouter) -> None:
-    route = api.post("/v3/chat-completions/HCX-005").mock(return_value=envelope(V3_RESULT))
+    route = api.post("/v3/chat-completions/HCX-005").mock(return_value=ok(V3_RESULT))
     op = ClovaStudioChatCompletionOperator(
         task_id="chat",
         model="HCX-005",
@@ -242,7 +233,7 @@ def test_constructor_rejects_ambiguous_arguments(kwargs: dict[str, Any]) -> None
 
 
 def test_templated_messages_render(api: respx.MockRouter) -> None:
-    route = api.post("/v3/chat-completions/HCX-005").mock(return_value=envelope(V3_RESULT))
+    route = api.post("/v3/chat-completions/HCX-005").mock(return_value=ok(V3_RESULT))
     op = ClovaStudioChatCompletionOperator(
         task_id="chat",
         model="{{ params.model }}",
@@ -256,7 +247,7 @@ def test_templated_messages_render(api: respx.MockRouter) -> None:
 
 
 def test_in_the_models_pool_the_limiter_gets_the_pool_share(api: respx.MockRouter, shares: list[float]) -> None:
-    api.post("/v3/chat-completions/HCX-005").mock(return_value=envelope(V3_RESULT))
+    api.post("/v3/chat-completions/HCX-005").mock(return_value=ok(V3_RESULT))
     op = ClovaStudioChatCompletionOperator(
         task_id="chat", model="HCX-005", prompt="hi", pool=pool_name("HCX-005", "test"), pool_slots=1
     )
@@ -270,8 +261,8 @@ def test_in_the_models_pool_the_limiter_gets_the_pool_share(api: respx.MockRoute
 
 
 def test_a_tuned_task_takes_the_share_of_its_base_models_pool(api: respx.MockRouter, shares: list[float]) -> None:
-    api.get("/tuning/v2/tasks/tunedab1").mock(return_value=envelope(TASK))
-    api.post("/v1/tasks/tunedab1/chat-completions").mock(return_value=envelope(V1_RESULT))
+    api.get("/tuning/v2/tasks/tunedab1").mock(return_value=ok(TASK))
+    api.post("/v1/tasks/tunedab1/chat-completions").mock(return_value=ok(V1_RESULT))
     op = ClovaStudioChatCompletionOperator(
         task_id="chat", tuning_task_id="tunedab1", prompt="hi", pool=pool_name("HCX-003", "test"), pool_slots=3
     )
@@ -299,7 +290,7 @@ def test_with_a_budget_store_the_pool_only_caps_concurrency(
         return FakeLimiter()
 
     monkeypatch.setattr(budget_store, "store_limiter", store_limiter)
-    api.post("/v3/chat-completions/HCX-005").mock(return_value=envelope(V3_RESULT))
+    api.post("/v3/chat-completions/HCX-005").mock(return_value=ok(V3_RESULT))
     op = ClovaStudioChatCompletionOperator(
         task_id="chat", model="HCX-005", prompt="hi", pool=pool_name("HCX-005", "test"), pool_slots=1
     )
@@ -317,7 +308,7 @@ def test_with_a_budget_store_the_pool_only_caps_concurrency(
 
 @pytest.mark.parametrize("pool", ["default_pool", "clova_hcx_003_test", "clova_hcx_005_service"])
 def test_outside_the_models_pool_the_share_is_whole(api: respx.MockRouter, shares: list[float], pool: str) -> None:
-    api.post("/v3/chat-completions/HCX-005").mock(return_value=envelope(V3_RESULT))
+    api.post("/v3/chat-completions/HCX-005").mock(return_value=ok(V3_RESULT))
     op = ClovaStudioChatCompletionOperator(task_id="chat", model="HCX-005", prompt="hi", pool=pool, pool_slots=2)
     op.execute({})
     assert shares == [1.0]

@@ -1,6 +1,6 @@
 """Fakes for the tuning workflow's unit tests: no network, no real waiting.
 
-* ``task_json`` builds a task object exactly as the service answers it (seed shape).
+Task objects come from :mod:`airflow_provider_clova.testing.samples` (the seed's shape).
 * ``FakeService`` is a hook stand-in with an in-memory task table: it records every call in
   order (``calls``), so a test can tell "listed, then created" from "created twice".
 * ``FakeTI`` / ``make_context`` give an operator the pieces of an Airflow context it uses.
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_clova.client.models import StatusInfo, TuningStatus, TuningTask
+from airflow_provider_clova.testing.samples import status_info, succeeded_json, task_json
 
 AIRFLOW_SDK = True
 try:
@@ -39,82 +40,6 @@ SECRET_KEY = "clova-secret-key-5e6f7a8b9c0d1e2f"
 OBJ_ACCESS_KEY = "OBJACCESSKEY0001"
 OBJ_SECRET_KEY = "obj-storage-secret-key-do-not-leak-7788"
 SECRETS = (SECRET_KEY, OBJ_SECRET_KEY)
-
-STATUS_INFO_FIELDS = (
-    "label",
-    "dataRows",
-    "numOfTokens",
-    "currStep",
-    "totalTrainSteps",
-    "currEpoch",
-    "totalTrainEpochs",
-    "estimatedTime",
-    "trainLoss",
-    "sendWeightSuccess",
-    "failureReason",
-    "message",
-    "endDatetime",
-)
-
-
-def task_json(
-    task_id: str = "czf9fbky",
-    status: str = "WAIT",
-    *,
-    name: str = "230821-130704",
-    model: str = "HCX-003",
-    created: str = "2023-08-21T13:07:06+0900",
-    **info: Any,
-) -> dict[str, Any]:
-    """A task object as the service answers it; ``info`` sets statusInfo fields (camelCase)."""
-    status_info: dict[str, Any] = dict.fromkeys(STATUS_INFO_FIELDS)
-    unknown = set(info) - set(STATUS_INFO_FIELDS)
-    assert not unknown, unknown
-    status_info.update(info)
-    return {
-        "id": task_id,
-        "name": name,
-        "model": model,
-        "method": "LoRA",
-        "taskType": "GENERATION",
-        "trainEpochs": 4,
-        "learningRate": 1e-4,
-        "status": status,
-        "statusInfo": status_info,
-        "createdClientType": "API",
-        "createdDate": created,
-        "updatedDate": created,
-    }
-
-
-def succeeded_json(task_id: str = "czf9fbky", **kwargs: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "dataRows": 120,
-        "numOfTokens": 9000,
-        "currStep": 60,
-        "totalTrainSteps": 60,
-        "currEpoch": 4,
-        "totalTrainEpochs": 4,
-        "estimatedTime": 0,
-        "trainLoss": 0.3125,
-        "sendWeightSuccess": True,
-        "endDatetime": "2023-08-21T15:07:06+0900",
-    }
-    info.update(kwargs.pop("info", {}))
-    return task_json(task_id, "SUCCEEDED", **kwargs, **info)
-
-
-def failed_json(task_id: str, reason: str, message: str | None, **kwargs: Any) -> dict[str, Any]:
-    return task_json(
-        task_id,
-        "FAILED",
-        failureReason=reason,
-        message=message,
-        sendWeightSuccess=False,
-        endDatetime="2023-08-21T14:07:06+0900",
-        **kwargs,
-    )
-
 
 # -- a hook stand-in ----------------------------------------------------------------------
 
@@ -204,7 +129,7 @@ def succeed_after(*statuses: str) -> list[dict[str, Any]]:
             if status == "RUNNING"
             else {}
         )
-        steps.append({"status": status, "statusInfo": {**dict.fromkeys(STATUS_INFO_FIELDS), **info}})
+        steps.append({"status": status, "statusInfo": status_info(**info)})
     final = succeeded_json()
     steps.append({"status": "SUCCEEDED", "statusInfo": final["statusInfo"]})
     return steps

@@ -28,6 +28,7 @@ from airflow_provider_clova.operators.tuning import (
     ClovaStudioTuningOperator,
     tuning_task_name,
 )
+from airflow_provider_clova.testing.samples import failed_json, succeeded_json, task_json
 from airflow_provider_clova.triggers.tuning import ClovaStudioTuningTrigger
 from tests.unit.tuning.conftest import (
     CLOVA_CONN_ID,
@@ -39,11 +40,8 @@ from tests.unit.tuning.conftest import (
     FakeService,
     FakeTI,
     TaskDeferred,
-    failed_json,
     make_context,
     succeed_after,
-    succeeded_json,
-    task_json,
 )
 
 pytestmark = pytest.mark.usefixtures("connections")

@@ -34,7 +34,8 @@ from airflow_provider_clova.client.polling import (
     failure_of,
     tuning_result,
 )
-from tests.unit.tuning.conftest import Clock, SimJob, drive, failed_json, succeeded_json, task_json
+from airflow_provider_clova.testing.samples import failed_json, succeeded_json, task_json
+from tests.unit.tuning.conftest import Clock, SimJob, drive
 
 P = 30.0
 MAX = 900.0

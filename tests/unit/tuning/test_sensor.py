@@ -16,16 +16,14 @@ from airflow_provider_clova.client.errors import (
 )
 from airflow_provider_clova.links.console import ClovaStudioTuningConsoleLink
 from airflow_provider_clova.sensors.tuning import ClovaStudioTuningSensor
+from airflow_provider_clova.testing.samples import failed_json, succeeded_json, task_json
 from airflow_provider_clova.triggers.tuning import ClovaStudioTuningTrigger
 from tests.unit.tuning.conftest import (
     CLOVA_CONN_ID,
     FakeService,
     TaskDeferred,
-    failed_json,
     make_context,
     succeed_after,
-    succeeded_json,
-    task_json,
 )
 
 TASK = "tsk00001"

@@ -7,21 +7,17 @@ import json
 import ssl
 from typing import Any
 
-import httpx
 import pytest
 import respx
 
 from airflow_provider_clova.client import pool
 from airflow_provider_clova.client.client import AsyncClovaStudioClient
+from airflow_provider_clova.testing.samples import ok, succeeded_json
 from airflow_provider_clova.triggers.tuning import ClovaStudioTuningTrigger
-from tests.unit.tuning.conftest import ACCESS_KEY, CLOVA_CONN_ID, HOST, SECRET_KEY, succeeded_json
+from tests.unit.tuning.conftest import ACCESS_KEY, CLOVA_CONN_ID, HOST, SECRET_KEY
 
 OTHER_CONN_ID = "clova_tuning_other_account"
 OTHER_ACCESS_KEY = "ncp-access-key-other-0002"
-
-
-def ok(result: Any) -> httpx.Response:
-    return httpx.Response(200, json={"status": {"code": "20000", "message": "OK"}, "result": result})
 
 
 @pytest.fixture

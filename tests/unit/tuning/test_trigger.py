@@ -13,31 +13,14 @@ import pytest
 import respx
 
 from airflow_provider_clova.client.client import ClovaStudioClient
+from airflow_provider_clova.testing.samples import fail, failed_json, ok, succeeded_json, task_json
 from airflow_provider_clova.triggers.tuning import ClovaStudioTuningTrigger
-from tests.unit.tuning.conftest import (
-    CLOVA_CONN_ID,
-    HOST,
-    SECRETS,
-    failed_json,
-    succeeded_json,
-    task_json,
-)
+from tests.unit.tuning.conftest import CLOVA_CONN_ID, HOST, SECRETS
 
 TASK = "czf9fbky"
 TASK_PATH = f"/tuning/v2/tasks/{TASK}"
 
 pytestmark = pytest.mark.usefixtures("connections")
-
-
-def ok(result: Any = None) -> httpx.Response:
-    body: dict[str, Any] = {"status": {"code": "20000", "message": "OK"}}
-    if result is not None:
-        body["result"] = result
-    return httpx.Response(200, json=body)
-
-
-def fail(status: int, code: str, message: str = "error") -> httpx.Response:
-    return httpx.Response(status, json={"status": {"code": code, "message": message}})
 
 
 @pytest.fixture
