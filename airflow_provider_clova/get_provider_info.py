@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_clova import __version__
+from airflow_provider_clova.connection_form import UI_FIELD_BEHAVIOUR, conn_fields
+
 INTEGRATION = "NAVER Cloud CLOVA Studio"
 
 #: Where the provider's documentation lives (placeholder home until published; see pyproject's urls).
@@ -16,9 +19,6 @@ DOCUMENTATION_URL = "https://github.com/airflow-provider-clova/airflow-provider-
 
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider: hooks, connection type, operators, triggers, sensors and links."""
-    from airflow_provider_clova import __version__
-    from airflow_provider_clova.connection_form import UI_FIELD_BEHAVIOUR, conn_fields
-
     return {
         "package-name": "airflow-provider-clova",
         "name": "NAVER Cloud CLOVA Studio",

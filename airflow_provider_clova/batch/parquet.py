@@ -12,6 +12,7 @@ import json
 import os
 from typing import Any
 
+from airflow_provider_clova.batch.input import open_binary
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 
 BATCH_ROWS = 1024
@@ -42,8 +43,6 @@ def parquet_target(output: Any, given: Any = None) -> Any:
 
 def write_parquet(source: Any, target: Any) -> None:
     """Stream the JSONL records of ``source`` into a Parquet file at ``target`` (local or object store)."""
-    from airflow_provider_clova.batch.input import open_binary
-
     pq = parquet_module()
     import pyarrow as pa
 

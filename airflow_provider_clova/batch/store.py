@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any
 
-from airflow_provider_clova.batch.input import BadRow, InputIndex, id_key
+from airflow_provider_clova.batch.input import BadRow, InputIndex, id_key, open_binary
 
 #: The record field holding a content-hashed row's hash (see the module doc).
 CONTENT_HASH_FIELD = "content_hash"
@@ -412,8 +412,6 @@ def copy_to_local(source: Any, target: str) -> None:
     """Copy a local path or an ``ObjectStoragePath`` to the local file ``target``, streaming.
 
     A missing source leaves no file (a first run has no previous output)."""
-    from airflow_provider_clova.batch.input import open_binary
-
     try:
         handle = open_binary(as_input(source))
     except FileNotFoundError:

@@ -77,6 +77,7 @@ from airflow_provider_clova.client.limiter import (
     PacedWindow,
     RateLimiter,
     Reservation,
+    shared_limiter,
 )
 from airflow_provider_clova.client.limits import Budget
 
@@ -931,7 +932,6 @@ def store_limiter(
     ``fallback_share`` is the static pool share the process-local fallback paces at (only
     with ``extra.budget_store_fallback: "static"``).
     """
-    from airflow_provider_clova.client.limiter import shared_limiter
 
     def fallback() -> RateLimiter:
         return shared_limiter(key, budget, window_seconds=window_seconds, share=fallback_share)

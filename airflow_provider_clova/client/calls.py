@@ -12,10 +12,18 @@ from typing import Any
 
 from airflow_provider_clova.client.auth import Scheme
 from airflow_provider_clova.client.catalog import Overrides, model_info, tunable_model_info
+from airflow_provider_clova.client.embeddings import check_text, embedding_model, estimate_tokens
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 from airflow_provider_clova.client.models import ChatResult, EmbeddingResult, TuningTask, TuningTaskPage
-from airflow_provider_clova.client.params import TUNING_FIELDS, normalize, normalize_chat_params, reject_non_finite
+from airflow_provider_clova.client.params import (
+    TUNING_FIELDS,
+    normalize,
+    normalize_chat_params,
+    reject_non_finite,
+    requested_output_tokens,
+)
 from airflow_provider_clova.client.routing import Family
+from airflow_provider_clova.client.tokens import estimate_input_tokens
 
 TUNING_TASKS_PATH = "/tuning/v2/tasks"
 MAX_PAGE_SIZE = 100
@@ -157,9 +165,6 @@ def chat_completion(
     ``prefix`` goes before the path; the client itself adds ``/testapp`` or ``/serviceapp``
     when it sends the call with legacy app keys, so callers leave it empty.
     """
-    from airflow_provider_clova.client.params import requested_output_tokens
-    from airflow_provider_clova.client.tokens import estimate_input_tokens
-
     info = model_info(model, models)
     checked_messages = _messages(messages)
     body: dict[str, Any] = {"messages": checked_messages}
@@ -217,8 +222,6 @@ def embedding(text: str, *, model: str) -> Call:
     counts input tokens only (an embedding has no ``maxTokens``), reserved with an upper-bound
     estimate and settled with the answer's ``inputTokens``.
     """
-    from airflow_provider_clova.client.embeddings import check_text, embedding_model, estimate_tokens
-
     info = embedding_model(model)
     checked = check_text(text, info)
     return Call(

@@ -26,6 +26,7 @@ import tenacity
 
 from airflow_provider_clova import __version__
 from airflow_provider_clova.client import calls
+from airflow_provider_clova.client.budget_store import store_limiter
 from airflow_provider_clova.client.calls import Call, TuningDataset
 from airflow_provider_clova.client.config import ClientConfig
 from airflow_provider_clova.client.embeddings import DEFAULT_EMBEDDING_MODEL
@@ -40,7 +41,11 @@ from airflow_provider_clova.client.errors import (
     ClovaStudioTransportError,
     ClovaStudioUnknownOutcomeError,
 )
+from airflow_provider_clova.client.limiter import shared_limiter
+from airflow_provider_clova.client.limits import lookup_budget
 from airflow_provider_clova.client.models import ChatResult, EmbeddingResult, TuningTask, TuningTaskPage
+from airflow_provider_clova.client.pool import ssl_context as shared_context
+from airflow_provider_clova.client.pool import tls_key
 from airflow_provider_clova.client.retry import retry_kwargs, server_cannot_have_acted, should_retry
 from airflow_provider_clova.client.routing import choose_scheme
 from airflow_provider_clova.client.tokens import actual_request_cost
@@ -144,9 +149,6 @@ class _BaseClient:
 
     def _client_kwargs(self, ssl_context: ssl.SSLContext | None) -> dict[str, Any]:
         if ssl_context is None:
-            from airflow_provider_clova.client.pool import ssl_context as shared_context
-            from airflow_provider_clova.client.pool import tls_key
-
             ssl_context = shared_context(tls_key(self.config))
         return {
             "timeout": httpx.Timeout(self.config.timeout, connect=min(10.0, self.config.timeout)),
@@ -159,14 +161,10 @@ class _BaseClient:
     def _limiter_for(self, call: Call) -> Any:
         if call.budget_model is None:
             return None
-        from airflow_provider_clova.client.limiter import shared_limiter
-        from airflow_provider_clova.client.limits import lookup_budget
 
         budget = lookup_budget(call.budget_model, self.config.app_type, self.config.limits)
         key = (self.config.account_id, call.budget_model, self.config.app_type)
         if self.config.budget_store is not None:
-            from airflow_provider_clova.client.budget_store import store_limiter
-
             return store_limiter(
                 key,
                 budget,

@@ -20,6 +20,7 @@ import httpx
 from airflow_provider_clova.client.auth import BearerAuth, Credentials, LegacyKeyAuth, Scheme, SignatureV2Auth
 from airflow_provider_clova.client.budget_store import StoreSettings, parse_store_settings
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
+from airflow_provider_clova.client.limits import validate_overrides
 from airflow_provider_clova.client.retry import RetryPolicy
 from airflow_provider_clova.client.routing import APIGW_HOST as APIGW_HOST
 from airflow_provider_clova.client.routing import STREAM_HOST, scheme_hosts
@@ -190,7 +191,6 @@ def _limits(extra: Mapping[str, Any]) -> dict[str, dict[str, int]]:
         out[str(model)] = dict(entry)
     # Check every entry now (field names, positive integers), so a typo fails when the
     # connection is read rather than at the first chat call that happens to use that model.
-    from airflow_provider_clova.client.limits import validate_overrides
 
     try:
         validate_overrides(out)

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from airflow_provider_clova.client.auth import Credentials
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 
 if TYPE_CHECKING:
@@ -142,8 +143,6 @@ def client_key(config: ClientConfig) -> ClientKey:
     (the repr shows only which schemes there are), so two connections share a client only when
     every key is the same.
     """
-    from airflow_provider_clova.client.auth import Credentials
-
     parts = []
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
@@ -166,6 +165,7 @@ _inherited: list[Any] = []  # clients a forked child got from its parent: kept, 
 
 def shared_client(config: ClientConfig) -> ClovaStudioClient:
     """The process's pooled sync client for these settings (made on first use)."""
+    # lazy: keeps tenacity out of this module's import
     from airflow_provider_clova.client.client import ClovaStudioClient
 
     key = client_key(config)
@@ -270,6 +270,7 @@ async def _assl_context(pool: _LoopPool, key: TlsKey) -> ssl.SSLContext:
 
 async def ashared_client(config: ClientConfig) -> AsyncClovaStudioClient:
     """The running loop's pooled async client for these settings (made on first use)."""
+    # lazy: keeps tenacity out of this module's import
     from airflow_provider_clova.client.client import AsyncClovaStudioClient
 
     pool = _pool_of(asyncio.get_running_loop())

@@ -17,6 +17,11 @@ from airflow.providers.common.compat.connection import get_async_connection
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_clova._compat import amask_secret, mask_secret
+from airflow_provider_clova.client.budget_store import store_secrets
+from airflow_provider_clova.client.errors import ClovaStudioConfigError, ClovaStudioError
+from airflow_provider_clova.client.retry import RetryPolicy
+from airflow_provider_clova.connection_form import ui_field_behaviour, wtforms_widgets
+from airflow_provider_clova.pools import pool_rate_share
 
 if TYPE_CHECKING:
     import openai
@@ -31,6 +36,7 @@ EXTRA_PREFIX = "extra__clova_studio__"
 
 def _extra_dict(conn: Any) -> dict[str, Any]:
     """The connection's extra as a dict, accepting the UI's ``extra__clova_studio__`` prefixes."""
+    # lazy: keeps httpx out of DAG parsing
     from airflow_provider_clova.client.config import parse_extra
 
     raw = parse_extra(conn.extra)
@@ -58,8 +64,6 @@ class ClovaStudioHook(BaseHook):
     def __init__(self, clova_conn_id: str = default_conn_name, *, rate_share: float = 1.0) -> None:
         super().__init__()
         if not 0 < rate_share <= 1:
-            from airflow_provider_clova.client.errors import ClovaStudioConfigError
-
             raise ClovaStudioConfigError(f"rate_share must be in (0, 1], got {rate_share!r}")
         self.clova_conn_id = clova_conn_id
         self.rate_share = rate_share
@@ -73,9 +77,6 @@ class ClovaStudioHook(BaseHook):
         The password comes first and never depends on the extra parsing, so it is masked even
         when the rest of the connection is invalid.
         """
-        from airflow_provider_clova.client.budget_store import store_secrets
-        from airflow_provider_clova.client.errors import ClovaStudioConfigError
-
         try:
             extra = _extra_dict(conn)
         except ClovaStudioConfigError:
@@ -92,6 +93,7 @@ class ClovaStudioHook(BaseHook):
         """Validated settings; the caller has registered the connection's secrets first."""
         from dataclasses import replace
 
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.client.config import config_from_connection
 
         extra = _extra_dict(conn)
@@ -132,8 +134,6 @@ class ClovaStudioHook(BaseHook):
         With a budget store the share is kept only for the static fallback: the store paces
         the whole budget (``ClientConfig.pacing_share``) and the pool caps concurrency.
         """
-        from airflow_provider_clova.pools import pool_rate_share
-
         pool, slots = getattr(operator, "pool", None), int(getattr(operator, "pool_slots", 1) or 1)
         share = pool_rate_share(model, self.config, pool, slots)
         if share == self.rate_share:
@@ -166,6 +166,7 @@ class ClovaStudioHook(BaseHook):
 
     @cached_property
     def _client(self) -> ClovaStudioClient:
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.client.pool import shared_client
 
         return shared_client(self.config)
@@ -177,6 +178,7 @@ class ClovaStudioHook(BaseHook):
         one connection pool); the pool closes it when the loop ends, so callers never close
         it (its ``aclose()`` is a no-op). The connection is read without blocking the loop.
         """
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.client.pool import ashared_client
 
         return await ashared_client(await self._aconfig())
@@ -212,8 +214,6 @@ class ClovaStudioHook(BaseHook):
         return openai.AsyncOpenAI(**self._openai_settings(await self._aconfig(), asynchronous=True), **kwargs)
 
     def _openai_settings(self, config: ClientConfig, *, asynchronous: bool) -> dict[str, Any]:
-        from airflow_provider_clova.client.errors import ClovaStudioConfigError
-
         bearer = config.credentials.bearer
         if bearer is None:
             raise ClovaStudioConfigError(
@@ -318,10 +318,11 @@ class ClovaStudioHook(BaseHook):
         """
         from dataclasses import replace
 
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.client import calls
+
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.client.client import ClovaStudioClient
-        from airflow_provider_clova.client.errors import ClovaStudioError
-        from airflow_provider_clova.client.retry import RetryPolicy
 
         quick = RetryPolicy(
             max_attempts=2, max_elapsed_seconds=10.0, initial_backoff_seconds=0.5, max_backoff_seconds=2.0
@@ -356,8 +357,6 @@ class ClovaStudioHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Relabel login/password and hide unused fields (Airflow 2.11 reads this; 3.x reads provider info)."""
-        from airflow_provider_clova.connection_form import ui_field_behaviour
-
         return ui_field_behaviour()
 
     @classmethod
@@ -367,6 +366,5 @@ class ClovaStudioHook(BaseHook):
 
         if AIRFLOW_V_3:
             return {}
-        from airflow_provider_clova.connection_form import wtforms_widgets
 
         return wtforms_widgets()

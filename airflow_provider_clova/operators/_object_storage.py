@@ -11,6 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_clova._compat import mask_secret
+from airflow_provider_clova.client.errors import (
+    ClovaStudioConfigError,
+    ClovaStudioDatasetError,
+    ClovaStudioStorageError,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -30,8 +35,6 @@ CREATE_BUCKET_HINT = (
 
 def require_location(where: str, **fields: Any) -> None:
     """Raise naming the field when a bucket or key is empty (e.g. a template that rendered to '')."""
-    from airflow_provider_clova.client.errors import ClovaStudioConfigError
-
     for name, value in fields.items():
         if not isinstance(value, str) or not value.strip():
             raise ClovaStudioConfigError(
@@ -41,8 +44,6 @@ def require_location(where: str, **fields: Any) -> None:
 
 
 def no_such_bucket(bucket: str, where: str) -> Exception:
-    from airflow_provider_clova.client.errors import ClovaStudioDatasetError
-
     return ClovaStudioDatasetError(
         f"file.noexist: bucket {bucket!r} does not exist ({where}). Fix: check the bucket name and the "
         f"connection's endpoint_url, or create the bucket first: {CREATE_BUCKET_HINT}"
@@ -57,8 +58,6 @@ def s3_hook(conn_id: str) -> S3Hook:
 
 def credentials(conn_id: str) -> tuple[str, str]:
     """(access key, secret key) of an Object Storage connection, registered with the log masker."""
-    from airflow_provider_clova.client.errors import ClovaStudioConfigError
-
     creds = s3_hook(conn_id).get_credentials()
     if not creds.access_key or not creds.secret_key:
         raise ClovaStudioConfigError(
@@ -75,8 +74,6 @@ def open_object(conn_id: str, bucket: str, key: str) -> tuple[Any, int | None]:
     failing Object Storage (5xx, network) is a ``ClovaStudioStorageError`` the next try repeats.
     """
     from botocore.exceptions import BotoCoreError, ClientError
-
-    from airflow_provider_clova.client.errors import ClovaStudioDatasetError, ClovaStudioStorageError
 
     try:
         answer = s3_hook(conn_id).get_conn().get_object(Bucket=bucket, Key=key)
@@ -100,8 +97,6 @@ def open_object(conn_id: str, bucket: str, key: str) -> tuple[Any, int | None]:
 
 
 def read_failed(bucket: str, key: str, exc: BaseException) -> Exception:
-    from airflow_provider_clova.client.errors import ClovaStudioStorageError
-
     return ClovaStudioStorageError(
         f"cannot reach Object Storage for dataset s3://{bucket}/{key} ({type(exc).__name__}); nothing was "
         "submitted. Fix: check the connection's endpoint_url; a passing network failure is retried by the "
@@ -118,8 +113,6 @@ def object_version(conn_id: str, bucket: str, key: str) -> str | None:
     earlier try created, and would bill a second one. Nothing has been created at this point.
     """
     from botocore.exceptions import BotoCoreError, ClientError
-
-    from airflow_provider_clova.client.errors import ClovaStudioStorageError
 
     try:
         head = s3_hook(conn_id).get_conn().head_object(Bucket=bucket, Key=key)

@@ -28,15 +28,20 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_clova.batch.job import run_file
+from airflow_provider_clova.batch.run import RunSettings, Threshold
+from airflow_provider_clova.batch.store import as_input, store_for
+from airflow_provider_clova.client.catalog import model_info
 from airflow_provider_clova.client.errors import ClovaStudioBatchFailedError
+from airflow_provider_clova.client.limits import lookup_budget
+from airflow_provider_clova.client.params import normalize_chat_params
+from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.operators._arguments import coerce_parameters
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_clova.batch.run import RunSettings
     from airflow_provider_clova.client.limits import Budget
-    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
 __all__ = ["ClovaStudioBatchFailedError", "ClovaStudioBatchInferenceOperator"]
 
@@ -130,8 +135,6 @@ class ClovaStudioBatchInferenceOperator(BatchEngineArguments, BaseOperator):
 
     # -- execute -----------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
-
         started = time.monotonic()
         tuning_task_id = str(self.tuning_task_id) if self.tuning_task_id else None
         probe = hook = ClovaStudioHook(self.clova_conn_id)
@@ -144,6 +147,7 @@ class ClovaStudioBatchInferenceOperator(BatchEngineArguments, BaseOperator):
             probe.close()
             if hook is not probe:
                 hook.close()
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.operators._lineage import batch_facts, record
 
         record(self, context, batch_facts(self.input_path, summary, *self._lineage_context))
@@ -151,6 +155,7 @@ class ClovaStudioBatchInferenceOperator(BatchEngineArguments, BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: input file + model -> result file."""
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.operators._lineage import batch_lineage
 
         return batch_lineage(self)
@@ -161,11 +166,8 @@ class ClovaStudioBatchInferenceOperator(BatchEngineArguments, BaseOperator):
     def _execute(
         self, hook: ClovaStudioHook, model: str, tuning_task_id: str | None, defaults: dict[str, Any], started: float
     ) -> dict[str, Any]:
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.batch.chat import ChatRows, chat_validator
-        from airflow_provider_clova.batch.job import run_file
-        from airflow_provider_clova.batch.store import as_input, store_for
-        from airflow_provider_clova.client.catalog import model_info
-        from airflow_provider_clova.client.limits import lookup_budget
 
         config = hook.config
         budget = lookup_budget(model, config.app_type, config.limits)
@@ -221,9 +223,6 @@ def set_run_arguments(
 
 def checked_defaults(parameters: Any, model: str, *, where: str) -> dict[str, Any]:
     """Operator-wide chat parameters, checked once: a bad default is the task's error, not every row's."""
-    from airflow_provider_clova.client.catalog import model_info
-    from airflow_provider_clova.client.params import normalize_chat_params
-
     defaults = coerce_parameters(parameters, where=where)
     info = model_info(model)
     normalize_chat_params(defaults, api=info.api, max_output_tokens=info.max_output_tokens, reasoning=info.reasoning)
@@ -232,8 +231,6 @@ def checked_defaults(parameters: Any, model: str, *, where: str) -> dict[str, An
 
 def run_settings(operator: BatchEngineArguments, hook: ClovaStudioHook, budget: Budget) -> RunSettings:
     """The batch engine's settings from an operator's ``max_concurrency``, threshold and intervals."""
-    from airflow_provider_clova.batch.run import RunSettings, Threshold
-
     per_minute = 60.0 / hook.config.rate_window_seconds
     return RunSettings(
         concurrency=operator.max_concurrency,

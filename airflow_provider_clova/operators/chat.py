@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.operators._arguments import coerce_messages, coerce_parameters
 
 if TYPE_CHECKING:
@@ -102,8 +103,8 @@ class ClovaStudioChatCompletionOperator(BaseOperator):
         return coerce_messages(self.messages, where=self._where())
 
     def execute(self, context: Context) -> dict[str, Any]:
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.client import calls
-        from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
         messages = self.request_messages()
         parameters = coerce_parameters(self.parameters, where=self._where())

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
@@ -35,8 +37,6 @@ class ClovaStudioDeleteTuningTaskOperator(BaseOperator):
         self.missing_ok = missing_ok
 
     def execute(self, context: Context) -> bool:
-        from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
-
         if not self.tuning_task_id:
             self.log.info("no tuning task id given; nothing to delete")
             return False

@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_clova.client.errors import ClovaStudioDatasetError, ClovaStudioStorageError
+from airflow_provider_clova.datasets import validate_stream
+from airflow_provider_clova.operators._object_storage import no_such_bucket, require_location, s3_hook
+
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
@@ -39,8 +43,6 @@ class _HashingReader:
 
 def _open(source: Any) -> Any:
     """Open a local path or an ``ObjectStoragePath`` (anything with ``.open``) for reading bytes."""
-    from airflow_provider_clova.client.errors import ClovaStudioDatasetError
-
     try:
         if hasattr(source, "open") and not isinstance(source, (str, os.PathLike)):
             return source.open("rb")
@@ -92,15 +94,9 @@ class ClovaStudioDatasetUploadOperator(BaseOperator):
         self.validate = validate
         self.max_errors = max_errors
         if bucket == "":
-            from airflow_provider_clova.operators._object_storage import require_location
-
             require_location(f"task {self.task_id!r}", bucket=bucket)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_clova.client.errors import ClovaStudioDatasetError
-        from airflow_provider_clova.datasets import validate_stream
-        from airflow_provider_clova.operators._object_storage import require_location
-
         require_location(f"task {self.task_id!r}", bucket=self.bucket)
         name = _name_of(self.source)
         key = str(self.key or name)
@@ -135,6 +131,7 @@ class ClovaStudioDatasetUploadOperator(BaseOperator):
             self._upload(key, sha256)
             result["uploaded"] = True
             self.log.info("uploaded %s (%d bytes) to s3://%s/%s", name, reader.size, self.bucket, key)
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.operators._lineage import record
 
         record(self, context, {"source": str(self.source), **result})
@@ -142,14 +139,13 @@ class ClovaStudioDatasetUploadOperator(BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the source file -> the Object Storage object."""
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.operators._lineage import upload_lineage
 
         return upload_lineage(self)
 
     def _same_content_present(self, key: str, sha256: str) -> bool:
         from botocore.exceptions import ClientError
-
-        from airflow_provider_clova.operators._object_storage import s3_hook
 
         try:
             head = s3_hook(self.object_storage_conn_id).get_conn().head_object(Bucket=self.bucket, Key=key)
@@ -161,9 +157,6 @@ class ClovaStudioDatasetUploadOperator(BaseOperator):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
         from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
-
-        from airflow_provider_clova.client.errors import ClovaStudioStorageError
-        from airflow_provider_clova.operators._object_storage import no_such_bucket
 
         hook = S3Hook(aws_conn_id=self.object_storage_conn_id, extra_args={"Metadata": {SHA256_METADATA_KEY: sha256}})
         target = f"s3://{self.bucket}/{key}"

@@ -28,8 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_clova.batch.embedding import EmbeddingRows
+from airflow_provider_clova.batch.job import run_file
+from airflow_provider_clova.batch.parquet import parquet_module, parquet_target, write_parquet
+from airflow_provider_clova.batch.store import as_input, store_for
+from airflow_provider_clova.client.embeddings import embedding_model
 from airflow_provider_clova.client.errors import ClovaStudioBatchFailedError
-from airflow_provider_clova.operators.batch import BatchEngineArguments, set_run_arguments
+from airflow_provider_clova.client.limits import lookup_budget
+from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+from airflow_provider_clova.operators.batch import BatchEngineArguments, run_settings, set_run_arguments
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -139,14 +146,9 @@ class ClovaStudioEmbeddingOperator(BatchEngineArguments, BaseOperator):
         self.clova_conn_id = clova_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_clova.client.embeddings import embedding_model
-        from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
-
         started = time.monotonic()
         model = embedding_model(self.model).name
         if self.output_format == "parquet":
-            from airflow_provider_clova.batch.parquet import parquet_module
-
             parquet_module()  # fail before anything is sent
         probe = hook = ClovaStudioHook(self.clova_conn_id)
         try:
@@ -159,6 +161,7 @@ class ClovaStudioEmbeddingOperator(BatchEngineArguments, BaseOperator):
         summary["model"] = model
         if self.output_format == "parquet":
             summary["parquet"] = self._write_parquet()
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.operators._lineage import batch_facts, record
 
         facts = batch_facts(self.input_path, summary, hook.config.base_url, model, None)
@@ -167,17 +170,12 @@ class ClovaStudioEmbeddingOperator(BatchEngineArguments, BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: input file + embedding model -> vectors file."""
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.operators._lineage import batch_lineage
 
         return batch_lineage(self)
 
     def _execute(self, hook: Any, model: str, started: float) -> dict[str, Any]:
-        from airflow_provider_clova.batch.embedding import EmbeddingRows
-        from airflow_provider_clova.batch.job import run_file
-        from airflow_provider_clova.batch.store import as_input, store_for
-        from airflow_provider_clova.client.limits import lookup_budget
-        from airflow_provider_clova.operators.batch import run_settings
-
         config = hook.config
         budget = lookup_budget(model, config.app_type, config.limits)
         rows = EmbeddingRows(
@@ -201,9 +199,6 @@ class ClovaStudioEmbeddingOperator(BatchEngineArguments, BaseOperator):
         )
 
     def _write_parquet(self) -> str:
-        from airflow_provider_clova.batch.parquet import parquet_target, write_parquet
-        from airflow_provider_clova.batch.store import as_input
-
         target = parquet_target(self.output_path, self.parquet_path)
         write_parquet(as_input(self.output_path), as_input(target))
         self.log.info("embedding: wrote the Parquet copy to %s", target)

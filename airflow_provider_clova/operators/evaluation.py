@@ -25,15 +25,36 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_clova.batch.input import iter_lines
+from airflow_provider_clova.batch.job import run_file
+from airflow_provider_clova.batch.store import as_input, is_local, local_path, store_for
+from airflow_provider_clova.client.catalog import model_info
 from airflow_provider_clova.client.errors import ClovaStudioConfigError, ClovaStudioEvaluationGateError
+from airflow_provider_clova.client.limits import lookup_budget
+from airflow_provider_clova.evaluation.judge import DEFAULT_PARAMETERS, Judge
+from airflow_provider_clova.evaluation.metrics import METRICS
+from airflow_provider_clova.evaluation.scoring import (
+    Gate,
+    aggregate,
+    decide,
+    disagreements,
+    markdown_report,
+    markdown_table,
+    table_rows,
+    text_table,
+)
+from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.operators._arguments import coerce_parameters
-from airflow_provider_clova.operators.batch import BatchEngineArguments, set_run_arguments
+from airflow_provider_clova.operators.batch import (
+    BatchEngineArguments,
+    checked_defaults,
+    run_settings,
+    set_run_arguments,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_clova.evaluation.judge import Judge
-    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
 __all__ = ["ClovaStudioEvaluationGateError", "ClovaStudioEvaluationOperator", "parse_candidates"]
 
@@ -86,8 +107,6 @@ def parse_candidates(value: Any, *, where: str) -> dict[str, dict[str, str | Non
 
 def _child(directory: Any, name: str) -> Any:
     """``directory/name`` for a local path, a URI string or an ``ObjectStoragePath``."""
-    from airflow_provider_clova.batch.store import as_input, is_local, local_path
-
     if is_local(directory):
         return os.path.join(local_path(directory), name)
     return as_input(directory) / name if isinstance(directory, str) else directory / name
@@ -104,8 +123,6 @@ def _write_text(target: Any, text: str) -> None:
 
 
 def _read_records(source: Any) -> list[dict[str, Any]]:
-    from airflow_provider_clova.batch.input import iter_lines
-
     return [json.loads(raw) for _, raw in iter_lines(source)]
 
 
@@ -219,9 +236,6 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
             raise ClovaStudioConfigError(f"{self._where()}: {field} must be a number, got {value!r}") from None
 
     def _gate(self) -> Any:
-        from airflow_provider_clova.evaluation.metrics import METRICS
-        from airflow_provider_clova.evaluation.scoring import Gate
-
         metric = str(self.metric)
         if metric not in METRICS:
             raise ClovaStudioConfigError(f"{self._where()}: metric={metric!r}; use one of {', '.join(METRICS)}")
@@ -230,8 +244,6 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
         return Gate(metric, self._number("min_score"), self._number("must_beat"))
 
     def _judge(self) -> Judge | None:
-        from airflow_provider_clova.evaluation.judge import DEFAULT_PARAMETERS, Judge
-
         if not self.judge_model:
             return None
         given = coerce_parameters(self.judge_parameters, where=f"{self._where()} judge_parameters")
@@ -239,8 +251,6 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
 
     # -- execute -----------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_clova.evaluation.scoring import aggregate, decide
-
         gate = self._gate()
         judge = self._judge()
         candidates = parse_candidates(self.candidates, where=self._where())
@@ -266,8 +276,6 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
     def _run_candidate(
         self, name: str, spec: Mapping[str, str | None], judge: Judge | None
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
-
         started = time.monotonic()
         probe = hook = ClovaStudioHook(self.clova_conn_id)
         try:
@@ -288,13 +296,11 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
         judge: Judge | None,
         started: float,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.batch.chat import ChatRows, chat_validator
-        from airflow_provider_clova.batch.job import run_file
-        from airflow_provider_clova.batch.store import as_input, store_for
-        from airflow_provider_clova.client.catalog import model_info
-        from airflow_provider_clova.client.limits import lookup_budget
+
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.evaluation.rows import EvalRows
-        from airflow_provider_clova.operators.batch import checked_defaults, run_settings
 
         config = hook.config
         self._base_url = config.base_url
@@ -333,14 +339,6 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
         records: dict[str, list[dict[str, Any]]],
         decision: Any,
     ) -> dict[str, Any]:
-        from airflow_provider_clova.evaluation.scoring import (
-            disagreements,
-            markdown_report,
-            markdown_table,
-            table_rows,
-            text_table,
-        )
-
         rows = table_rows(results, gate.metric, decision)
         table = markdown_table(rows)
         report = _child(self.output_dir, REPORT_NAME)
@@ -376,6 +374,7 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
 
     # -- lineage -----------------------------------------------------------------------
     def _record_lineage(self, context: Context, result: Mapping[str, Any]) -> None:
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.operators._lineage import clova_namespace, model_name, record
 
         record(
@@ -405,6 +404,7 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: evaluation set + candidate models -> result files and report (see ``_lineage``)."""
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.operators._lineage import evaluation_lineage
 
         return evaluation_lineage(self)

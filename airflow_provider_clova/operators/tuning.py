@@ -25,14 +25,30 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_clova._compat import default_deferrable
+from airflow_provider_clova.client.catalog import tunable_model_info
+from airflow_provider_clova.client.errors import (
+    ClovaStudioDatasetError,
+    ClovaStudioTuningFailedError,
+    ClovaStudioUnknownOutcomeError,
+)
+from airflow_provider_clova.client.models import TuningStatus
+from airflow_provider_clova.client.polling import PollEvent, PollPolicy, TuningPoller, failure_of, tuning_result
+from airflow_provider_clova.datasets import validate_stream
+from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.links.console import ClovaStudioTuningConsoleLink, console_url
+from airflow_provider_clova.operators._object_storage import (
+    credentials,
+    object_version,
+    open_object,
+    read_failed,
+    require_location,
+)
+from airflow_provider_clova.triggers.tuning import ClovaStudioTuningTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_clova.client.models import TuningTask
-    from airflow_provider_clova.client.polling import PollEvent
-    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
 ResubmitPolicy = Literal["never", "transient", "resource_timeout", "always"]
 RESUBMIT_POLICIES: tuple[str, ...] = ("never", "transient", "resource_timeout", "always")
@@ -67,8 +83,6 @@ def first_created(tasks: Sequence[TuningTask]) -> TuningTask | None:
     ``tasks`` are as ``find_tuning_tasks`` returns them, newest first; a tie of ``createdDate``
     (whole seconds) keeps the service's own listing order, so every try picks the same one.
     """
-    from airflow_provider_clova.client.models import TuningStatus
-
     live = [task for task in tasks if task.status is not TuningStatus.FAILED]
     return live[-1] if live else None
 
@@ -161,8 +175,6 @@ class ClovaStudioTuningOperator(BaseOperator):
         if max_resubmits < 0:
             raise ValueError(f"max_resubmits must be 0 or more, got {max_resubmits!r}")
         if dataset_bucket == "" or dataset_key == "":
-            from airflow_provider_clova.operators._object_storage import require_location
-
             require_location(f"task {self.task_id!r}", dataset_bucket=dataset_bucket, dataset_key=dataset_key)
         self.model = model
         self.dataset_bucket = dataset_bucket
@@ -198,8 +210,6 @@ class ClovaStudioTuningOperator(BaseOperator):
     @property
     def hook(self) -> ClovaStudioHook:
         if getattr(self, "_hook", None) is None:
-            from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
-
             self._hook = ClovaStudioHook(self.clova_conn_id)
         return self._hook
 
@@ -218,7 +228,6 @@ class ClovaStudioTuningOperator(BaseOperator):
     def _name(self, context: Context) -> str:
         if self.name:
             return str(self.name)
-        from airflow_provider_clova.operators._object_storage import object_version
 
         ti = context["ti"]
         version = object_version(self.object_storage_conn_id, self.dataset_bucket, self.dataset_key)
@@ -229,9 +238,6 @@ class ClovaStudioTuningOperator(BaseOperator):
 
     # -- execute -----------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_clova.client.catalog import tunable_model_info
-        from airflow_provider_clova.operators._object_storage import require_location
-
         self.tuning_console_url = ""
         # after templating: a variable or template may have rendered to ''
         require_location(f"task {self.task_id!r}", dataset_bucket=self.dataset_bucket, dataset_key=self.dataset_key)
@@ -241,15 +247,11 @@ class ClovaStudioTuningOperator(BaseOperator):
         if task.is_terminal:
             return self._finish(context, task)
         if not self.wait_for_completion:
-            from airflow_provider_clova.client.polling import tuning_result
-
             return tuning_result(task)
         return self._wait(context, task.id)
 
     def _wait(self, context: Context, tuning_task_id: str) -> dict[str, Any]:
         if self.deferrable:
-            from airflow_provider_clova.triggers.tuning import ClovaStudioTuningTrigger
-
             end_time = None if self.timeout is None else time.time() + self.timeout
             self.defer(
                 trigger=ClovaStudioTuningTrigger(
@@ -262,7 +264,6 @@ class ClovaStudioTuningOperator(BaseOperator):
                 ),
                 method_name="execute_complete",
             )
-        from airflow_provider_clova.client.polling import PollPolicy, TuningPoller
 
         policy = PollPolicy.clamped(self.poll_interval, self.max_poll_interval)
         poller = TuningPoller.with_timeout(tuning_task_id, policy, self.timeout, log=self.log.info)
@@ -271,14 +272,10 @@ class ClovaStudioTuningOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger: succeed, resubmit by policy, or fail clearly."""
-        from airflow_provider_clova.client.polling import PollEvent
-
         return self._resume(context, PollEvent.from_payload(event))
 
     def _resume(self, context: Context, event: PollEvent) -> dict[str, Any]:
         """The end of a wait (in the triggerer or the worker): succeed, resubmit by policy, or fail clearly."""
-        from airflow_provider_clova.client.errors import ClovaStudioTuningFailedError
-
         self.tuning_task_id = event.task_id
         cancel = self.hook.delete_tuning_task if self.cancel_on_kill else None
         try:
@@ -292,9 +289,6 @@ class ClovaStudioTuningOperator(BaseOperator):
         return self._finish(context, task)
 
     def _finish(self, context: Context, task: TuningTask) -> dict[str, Any]:
-        from airflow_provider_clova.client.models import TuningStatus
-        from airflow_provider_clova.client.polling import failure_of, tuning_result
-
         if task.status is TuningStatus.FAILED:
             raise failure_of(task)
         result = tuning_result(task)
@@ -304,12 +298,14 @@ class ClovaStudioTuningOperator(BaseOperator):
 
     def _emit_asset_events(self, context: Context, result: dict[str, Any]) -> None:
         """Attach the tuned model's ids and lineage to every outlet's asset event (and OpenLineage)."""
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.operators._lineage import record, tuning_facts
 
         record(self, context, tuning_facts(self, result))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: dataset object -> tuned model, with the training's figures."""
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.operators._lineage import tuning_lineage
 
         return tuning_lineage(self)
@@ -336,9 +332,8 @@ class ClovaStudioTuningOperator(BaseOperator):
         return task
 
     def _create(self, name: str, known_ids: set[str]) -> TuningTask:
+        # lazy: keeps httpx out of DAG parsing
         from airflow_provider_clova.client.calls import TuningDataset
-        from airflow_provider_clova.client.errors import ClovaStudioUnknownOutcomeError
-        from airflow_provider_clova.operators._object_storage import credentials
 
         access_key, secret_key = credentials(self.object_storage_conn_id)
         dataset = TuningDataset(self.dataset_bucket, self.dataset_key, access_key, secret_key)
@@ -380,8 +375,6 @@ class ClovaStudioTuningOperator(BaseOperator):
         return keep
 
     def _delete_duplicates(self, tasks: Sequence[TuningTask], keep: TuningTask) -> None:
-        from airflow_provider_clova.client.models import TuningStatus
-
         for task in tasks:
             if task.id != keep.id and task.status is not TuningStatus.FAILED:
                 self.log.warning("deleting duplicate tuning task %s (keeping %s, created first)", task.id, keep.id)
@@ -405,10 +398,6 @@ class ClovaStudioTuningOperator(BaseOperator):
 
     def _validate_dataset(self) -> None:
         from botocore.exceptions import BotoCoreError
-
-        from airflow_provider_clova.client.errors import ClovaStudioDatasetError
-        from airflow_provider_clova.datasets import validate_stream
-        from airflow_provider_clova.operators._object_storage import open_object, read_failed
 
         body, size = open_object(self.object_storage_conn_id, self.dataset_bucket, self.dataset_key)
         try:

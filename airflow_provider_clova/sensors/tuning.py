@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator
 
 from airflow_provider_clova._compat import default_deferrable
+from airflow_provider_clova.client.polling import PollEvent, PollPolicy, TuningPoller, tuning_result
+from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.links.console import ClovaStudioTuningConsoleLink
+from airflow_provider_clova.triggers.tuning import ClovaStudioTuningTrigger
 
 try:  # Airflow 3
     from airflow.sdk import PokeReturnValue
@@ -24,9 +27,6 @@ except ImportError:  # Airflow 2.11
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-    from airflow_provider_clova.client.polling import TuningPoller
-    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
 
 class ClovaStudioTuningSensor(BaseSensorOperator):
@@ -65,8 +65,6 @@ class ClovaStudioTuningSensor(BaseSensorOperator):
     def hook(self) -> ClovaStudioHook:
         # One hook (so one pooled HTTP client) for all pokes of this sensor, not one per poke.
         if getattr(self, "_hook", None) is None:
-            from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
-
             self._hook = ClovaStudioHook(self.clova_conn_id)
         return self._hook
 
@@ -78,7 +76,6 @@ class ClovaStudioTuningSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        from airflow_provider_clova.triggers.tuning import ClovaStudioTuningTrigger
 
         self.defer(
             trigger=ClovaStudioTuningTrigger(
@@ -94,8 +91,6 @@ class ClovaStudioTuningSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> Any:
         """One round of the tuning wait: False to poke again; done with the result; or raise."""
-        from airflow_provider_clova.client.polling import PollEvent, PollPolicy, TuningPoller, tuning_result
-
         tuning_task_id = self.tuning_task_id
         if self._poller is None or self._poller.task_id != tuning_task_id:
             policy = PollPolicy.clamped(self._poll_interval, self.max_poll_interval)
@@ -107,7 +102,5 @@ class ClovaStudioTuningSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=tuning_result(action.finished_task()))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        from airflow_provider_clova.client.polling import PollEvent, tuning_result
-
         cancel = self.hook.delete_tuning_task if self.cancel_on_kill else None
         return tuning_result(PollEvent.from_payload(event).finished_task(cancel=cancel))

@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_clova.client.errors import ClovaStudioConfigError
+from airflow_provider_clova.client.polling import PollPolicy, TuningPoller
+from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
 if TYPE_CHECKING:
     from airflow_provider_clova.client.client import AsyncClovaStudioClient
     from airflow_provider_clova.client.models import TuningTask
-    from airflow_provider_clova.client.polling import TuningPoller
 
 
 class ClovaStudioTuningTrigger(BaseTrigger):
@@ -61,17 +64,12 @@ class ClovaStudioTuningTrigger(BaseTrigger):
         )
 
     def _poller(self) -> TuningPoller:
-        from airflow_provider_clova.client.polling import PollPolicy, TuningPoller
-
         # The wall-clock end becomes a monotonic deadline once, so clock jumps don't matter.
         timeout = None if self.end_time is None else self.end_time - time.time()
         policy = PollPolicy.clamped(self.poll_interval, self.max_poll_interval)
         return TuningPoller.with_timeout(self.tuning_task_id, policy, timeout, log=self.log.info)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_clova.client.errors import ClovaStudioConfigError
-        from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
-
         poller = self._poller()
         client: AsyncClovaStudioClient | None = None
 
@@ -94,7 +92,6 @@ class ClovaStudioTuningTrigger(BaseTrigger):
         """Stop the remote training when a user kills the deferred task (Airflow 3.3+ calls this)."""
         if not self.cancel_on_kill:
             return
-        from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 
         client = await ClovaStudioHook(self.clova_conn_id).aget_conn()
         await client.delete_tuning_task(self.tuning_task_id)

@@ -19,6 +19,8 @@ from airflow_provider_clova.testing.emulator.config import (
     load_json_file,
     parse_accounts,
 )
+from airflow_provider_clova.testing.emulator.faults import parse_spec
+from airflow_provider_clova.testing.emulator.server import serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,12 +103,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         config = config_from_args(args)
         if config.faults:
-            from airflow_provider_clova.testing.emulator.faults import parse_spec
-
             parse_spec(config.faults)
     except EmulatorConfigError as exc:
         parser.error(str(exc))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from airflow_provider_clova.testing.emulator.server import serve
 
     serve(config, args.host, args.port, log_level=args.log_level)

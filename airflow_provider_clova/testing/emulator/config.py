@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from airflow_provider_clova.client.catalog import known_models
+
 AppType = Literal["test", "service"]
 APP_TYPES: tuple[AppType, ...] = ("test", "service")
 
@@ -176,8 +178,6 @@ def _check_unique_credentials(accounts: tuple[Account, ...]) -> None:
 
 
 def _check_tunable(models: tuple[str, ...]) -> None:
-    from airflow_provider_clova.client.catalog import known_models
-
     chat_models = known_models()
     unknown = [m for m in models if m not in chat_models]
     if unknown:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_clova.client.limits import lookup_budget
 from airflow_provider_clova.testing.emulator.config import APP_TYPES, AppType
 from airflow_provider_clova.testing.emulator.envelope import ApiError
 
@@ -38,7 +39,6 @@ def core_budget_lookup(overrides: Mapping[str, Mapping[str, int]]) -> Callable[[
 
     Imported lazily so the table has exactly one home (``client/limits.py``).
     """
-    from airflow_provider_clova.client.limits import lookup_budget
 
     def lookup(model: str, app_type: AppType) -> Budget:
         budget = lookup_budget(model, app_type, overrides or None)

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from airflow_provider_clova.datasets import DEFAULT_MAX_BYTES, FAILURE_REASONS, validate_stream
 from airflow_provider_clova.testing.emulator.tokenizer import count_text
 
 log = logging.getLogger("airflow_provider_clova.testing.emulator")
@@ -59,8 +60,6 @@ class DatasetOutcome:
 
 def failure(code: str, detail: str | None = None) -> DatasetOutcome:
     """A failed outcome worded from the core's failure table."""
-    from airflow_provider_clova.datasets import FAILURE_REASONS
-
     reason = FAILURE_REASONS.get(code)
     text = reason[0] if reason is not None else code
     return DatasetOutcome(failure_reason=code, message=f"{text}: {detail}" if detail else text)
@@ -109,8 +108,6 @@ def _load(
     import boto3.session
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
-
-    from airflow_provider_clova.datasets import DEFAULT_MAX_BYTES, validate_stream
 
     # The service judges the extension from the path before it fetches anything; asking the
     # core validator about an empty stream applies that one rule without restating it here.

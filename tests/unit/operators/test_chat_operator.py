@@ -11,6 +11,7 @@ import httpx
 import pytest
 import respx
 
+from airflow_provider_clova.client import client as client_module
 from airflow_provider_clova.client import limiter as limiter_module
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 from airflow_provider_clova.operators.chat import ClovaStudioChatCompletionOperator
@@ -58,7 +59,7 @@ def shares(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         seen.append(share)
         return real(key, budget, window_seconds=window_seconds, share=share)
 
-    monkeypatch.setattr(limiter_module, "shared_limiter", spy)
+    monkeypatch.setattr(client_module, "shared_limiter", spy)  # patched where the client looks it up
     return seen
 
 
