@@ -15,8 +15,9 @@ from airflow_provider_clova.client.embeddings import content_hash, embedding_mod
 from airflow_provider_clova.client.errors import ClovaStudioBadRequestError, ClovaStudioConfigError
 from airflow_provider_clova.client.limits import Budget, lookup_budget
 from airflow_provider_clova.client.models import EmbeddingResult
+from airflow_provider_clova.testing.samples import fail, ok
 
-from .conftest import FakeLimiter, fail, make_config, ok
+from .conftest import FakeLimiter, make_config
 
 VECTOR = [0.25, -0.5, 0.75]
 
