@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.providers.common.compat.sdk import conf
+from airflow.providers.common.compat.sdk import mask_secret as _mask_secret
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS as AIRFLOW_V_3
 
 __all__ = ["AIRFLOW_V_3", "amask_secret", "default_deferrable", "mask_secret"]
@@ -18,8 +20,6 @@ __all__ = ["AIRFLOW_V_3", "amask_secret", "default_deferrable", "mask_secret"]
 def mask_secret(value: Any) -> None:
     """Register a value with Airflow's log masker (no-op for empty values)."""
     if value:
-        from airflow.providers.common.compat.sdk import mask_secret as _mask_secret
-
         _mask_secret(value)
 
 
@@ -29,6 +29,7 @@ async def amask_secret(value: Any) -> None:
     if not value:
         return
     if AIRFLOW_V_3:
+        # lazy: exists on Airflow 3 only
         from airflow.sdk.log import amask_secret as _amask
 
         await _amask(value)
@@ -38,6 +39,4 @@ async def amask_secret(value: Any) -> None:
 
 def default_deferrable() -> bool:
     """The ``[operators] default_deferrable`` setting, read when an operator is built."""
-    from airflow.providers.common.compat.sdk import conf
-
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.providers.common.compat.sdk import Asset
+
 TUNED_MODEL_URI = "clova-studio://tuned-models/{name}"
 
 
 def tuned_model_asset(name: str) -> Any:
     """The asset standing for "the latest tuned model called ``name``"."""
-    from airflow.providers.common.compat.sdk import Asset
-
     return Asset(TUNED_MODEL_URI.format(name=name))

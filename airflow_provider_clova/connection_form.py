@@ -210,6 +210,7 @@ def wtforms_widgets() -> dict[str, Any]:
     with any other class loses its whole form), so a choice is a text field whose help lists the
     values; an empty field takes the default.
     """
+    # lazy: web-form libraries, loaded only when Airflow 2.11 draws the connection form
     from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
     from flask_babel import lazy_gettext
     from wtforms import BooleanField, PasswordField, StringField

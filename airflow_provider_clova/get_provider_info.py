@@ -6,6 +6,7 @@ Airflow calls this while it discovers providers, before any hook or operator is 
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import Any
 
 from airflow_provider_clova import __version__
@@ -67,8 +68,6 @@ EXTRA_LINKS = ["airflow_provider_clova.links.console.ClovaStudioTuningConsoleLin
 
 def _existing(names: list[str], *, attribute: bool = False) -> list[str]:
     """Only the modules that this build ships (checked without importing them)."""
-    from importlib.util import find_spec
-
     out = []
     for name in names:
         module = name.rsplit(".", 1)[0] if attribute else name

@@ -171,15 +171,17 @@ def connection_settings(conn_id: str) -> dict[str, Any]:
     Imports Airflow lazily; meant for the command line, where the connection may live in
     the metadata database, an environment variable or a secrets backend.
     """
+    # lazy: the command-line path only; the ORM model loads Airflow's metadata layer
     try:
-        try:
-            from airflow.models.connection import Connection
+        from airflow.models.connection import Connection
 
-            conn: Any = Connection.get_connection_from_secrets(conn_id)
-        except ImportError:  # pragma: no cover - a Task SDK-only install
-            from airflow.sdk import BaseHook
+        read: Any = Connection.get_connection_from_secrets
+    except ImportError:  # pragma: no cover - a Task SDK-only install
+        from airflow.sdk import BaseHook
 
-            conn = BaseHook.get_connection(conn_id)
+        read = BaseHook.get_connection
+    try:
+        conn: Any = read(conn_id)
     except ImportError:
         raise
     except Exception as err:  # AirflowNotFoundException and secrets-backend failures

@@ -20,6 +20,7 @@ BATCH_ROWS = 1024
 
 def parquet_module() -> Any:
     """``pyarrow.parquet``, or a config error naming the fix."""
+    # lazy: pyarrow is the optional [parquet] extra, and heavy
     try:
         import pyarrow.parquet
     except ImportError:
@@ -44,6 +45,7 @@ def parquet_target(output: Any, given: Any = None) -> Any:
 def write_parquet(source: Any, target: Any) -> None:
     """Stream the JSONL records of ``source`` into a Parquet file at ``target`` (local or object store)."""
     pq = parquet_module()
+    # lazy: pyarrow is the optional [parquet] extra, and heavy
     import pyarrow as pa
 
     schema = pa.schema(

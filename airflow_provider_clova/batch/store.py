@@ -421,6 +421,7 @@ def copy_to_local(source: Any, target: str) -> None:
 
 
 def _object_storage_path(uri: str) -> Any:
+    # lazy: ObjectStoragePath pulls fsspec, and it moved between Airflow 2.11 and 3
     try:
         from airflow.sdk import ObjectStoragePath
     except ImportError:  # Airflow 2.11

@@ -6,6 +6,7 @@ own. Names are loaded lazily to keep ``import airflow_provider_clova.client`` ch
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
@@ -52,7 +53,5 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        import importlib
-
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(name)

@@ -14,12 +14,10 @@ import hmac
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Literal
 
 import httpx
 
-#: The three documented schemes: an API key (Bearer), NCP IAM keys (signature v2), legacy app keys.
-Scheme = Literal["bearer", "apigw_v2", "legacy_keys"]
+from airflow_provider_clova.client.routing import Scheme
 
 SIGNATURE_TIMESTAMP_HEADER = "X-NCP-APIGW-TIMESTAMP"
 SIGNATURE_ACCESS_KEY_HEADER = "X-NCP-IAM-ACCESS-KEY"

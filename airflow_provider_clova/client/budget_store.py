@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import math
 import os
@@ -182,8 +183,6 @@ def parse_store_settings(url: Any, fallback: Any, where: str) -> StoreSettings |
             f"{where}: extra.budget_store_fallback={fallback!r} is not valid; use 'error' (fail when the store "
             "is unreachable, the default) or 'static' (pace at the pool's static share until it is back)"
         )
-    import importlib.util
-
     if importlib.util.find_spec("redis") is None:
         raise ClovaStudioConfigError(
             f"{where}: extra.budget_store needs the redis client; install it with "
@@ -510,6 +509,7 @@ def _redis_client(url: str) -> Any:
     with _clients_lock:
         client = _clients.get(url)
         if client is None:
+            # lazy: redis is the optional [redis] extra, needed only with extra.budget_store
             import redis
             from redis.backoff import NoBackoff
             from redis.retry import Retry
@@ -539,6 +539,7 @@ def _redis_client(url: str) -> Any:
 
 
 def _store_errors() -> tuple[type[BaseException], ...]:
+    # lazy: redis is the optional [redis] extra, needed only with extra.budget_store
     import redis
 
     return (redis.RedisError, OSError)

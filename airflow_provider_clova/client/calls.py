@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_clova.client.auth import Scheme
 from airflow_provider_clova.client.catalog import Overrides, model_info, tunable_model_info
 from airflow_provider_clova.client.embeddings import check_text, embedding_model, estimate_tokens
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
@@ -22,7 +21,7 @@ from airflow_provider_clova.client.params import (
     reject_non_finite,
     requested_output_tokens,
 )
-from airflow_provider_clova.client.routing import Family
+from airflow_provider_clova.client.routing import Family, Scheme
 from airflow_provider_clova.client.tokens import estimate_input_tokens
 
 TUNING_TASKS_PATH = "/tuning/v2/tasks"

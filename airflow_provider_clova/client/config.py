@@ -17,15 +17,16 @@ from typing import Any, Literal
 
 import httpx
 
-from airflow_provider_clova.client.auth import BearerAuth, Credentials, LegacyKeyAuth, Scheme, SignatureV2Auth
+from airflow_provider_clova.client import catalog
+from airflow_provider_clova.client.auth import BearerAuth, Credentials, LegacyKeyAuth, SignatureV2Auth
 from airflow_provider_clova.client.budget_store import StoreSettings, parse_store_settings
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
 from airflow_provider_clova.client.limits import validate_overrides
 from airflow_provider_clova.client.retry import RetryPolicy
 from airflow_provider_clova.client.routing import APIGW_HOST as APIGW_HOST
-from airflow_provider_clova.client.routing import STREAM_HOST, scheme_hosts
+from airflow_provider_clova.client.routing import DEFAULT_HOST as DEFAULT_HOST
+from airflow_provider_clova.client.routing import Scheme, scheme_hosts
 
-DEFAULT_HOST = STREAM_HOST
 #: How the connection's login and password are read (``extra.auth_type``).
 AuthType = Scheme
 AppType = Literal["test", "service"]
@@ -203,10 +204,8 @@ def _models(extra: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     models = extra.get("models") or {}
     if isinstance(models, str):
         models = parse_extra(models)
-    from airflow_provider_clova.client.catalog import validate_overrides
-
     try:
-        return validate_overrides(models)
+        return catalog.validate_overrides(models)
     except ClovaStudioConfigError as exc:
         raise ClovaStudioConfigError(f"connection {exc}") from None
 

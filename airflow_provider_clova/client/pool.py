@@ -37,6 +37,7 @@ import contextlib
 import dataclasses
 import hashlib
 import hmac
+import importlib
 import os
 import secrets
 import ssl
@@ -165,7 +166,7 @@ _inherited: list[Any] = []  # clients a forked child got from its parent: kept, 
 
 def shared_client(config: ClientConfig) -> ClovaStudioClient:
     """The process's pooled sync client for these settings (made on first use)."""
-    # lazy: keeps tenacity out of this module's import
+    # lazy: breaks the import cycle (client.client imports this module for its TLS context)
     from airflow_provider_clova.client.client import ClovaStudioClient
 
     key = client_key(config)
@@ -246,8 +247,6 @@ _backend_warm = False
 def _prepare(key: TlsKey) -> ssl.SSLContext:
     """Everything slow a first async client needs, run in a worker thread: the SSL context and
     the async network backend httpcore would otherwise import on the loop at the first request."""
-    import importlib
-
     global _backend_warm
     for module in _ASYNC_BACKEND_MODULES:
         with contextlib.suppress(ImportError):  # optional: without sniffio httpcore assumes asyncio
@@ -270,7 +269,7 @@ async def _assl_context(pool: _LoopPool, key: TlsKey) -> ssl.SSLContext:
 
 async def ashared_client(config: ClientConfig) -> AsyncClovaStudioClient:
     """The running loop's pooled async client for these settings (made on first use)."""
-    # lazy: keeps tenacity out of this module's import
+    # lazy: breaks the import cycle (client.client imports this module for its TLS context)
     from airflow_provider_clova.client.client import AsyncClovaStudioClient
 
     pool = _pool_of(asyncio.get_running_loop())

@@ -16,12 +16,16 @@ held scheme may make is refused here, before anything is sent, naming the field 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
-import httpx
-
-from airflow_provider_clova.client.auth import Credentials, Scheme
 from airflow_provider_clova.client.errors import ClovaStudioConfigError
+
+if TYPE_CHECKING:
+    from airflow_provider_clova.client.auth import Credentials
+
+#: The three documented schemes: an API key (Bearer), NCP IAM keys (signature v2), legacy app keys.
+Scheme = Literal["bearer", "apigw_v2", "legacy_keys"]
 
 #: ``tuning``: the tuning API; ``chat_v1``: chat v1 (base and tuned) and the v1 token counter;
 #: ``other``: everything else (chat v3, the v3 token counter, embeddings, the OpenAI-compatible API).
@@ -36,8 +40,10 @@ FAMILY_SCHEMES: dict[Family, tuple[Scheme, ...]] = {
 
 STREAM_HOST = "https://clovastudio.stream.ntruss.com"
 APIGW_HOST = "https://clovastudio.apigw.ntruss.com"
+#: The host a connection without one talks to (every scheme finds its documented host from it).
+DEFAULT_HOST = STREAM_HOST
 #: Hosts that are NAVER's public service: each scheme goes to the host documented for it.
-PUBLIC_HOSTS = frozenset({httpx.URL(STREAM_HOST).host, httpx.URL(APIGW_HOST).host})
+PUBLIC_HOSTS = frozenset({urlsplit(STREAM_HOST).hostname, urlsplit(APIGW_HOST).hostname})
 
 _ADD_API_KEY = {
     "apigw_v2": (
@@ -77,6 +83,6 @@ def scheme_hosts(base_url: str, *, explicit: bool) -> dict[Scheme, str]:
     host and signed or legacy calls to the API Gateway host, as documented. Any other host (the
     emulator, a proxy, the public-sector region) receives every call.
     """
-    if not explicit or httpx.URL(base_url).host in PUBLIC_HOSTS:
+    if not explicit or urlsplit(base_url).hostname in PUBLIC_HOSTS:
         return {"bearer": STREAM_HOST, "apigw_v2": APIGW_HOST, "legacy_keys": APIGW_HOST}
     return {"bearer": base_url, "apigw_v2": base_url, "legacy_keys": base_url}

@@ -10,13 +10,15 @@ the core's typed models.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_clova._compat import amask_secret, mask_secret
+from airflow_provider_clova._compat import AIRFLOW_V_3, amask_secret, mask_secret
+from airflow_provider_clova.client import calls
 from airflow_provider_clova.client.budget_store import store_secrets
 from airflow_provider_clova.client.errors import ClovaStudioConfigError, ClovaStudioError
 from airflow_provider_clova.client.retry import RetryPolicy
@@ -36,7 +38,7 @@ EXTRA_PREFIX = "extra__clova_studio__"
 
 def _extra_dict(conn: Any) -> dict[str, Any]:
     """The connection's extra as a dict, accepting the UI's ``extra__clova_studio__`` prefixes."""
-    # lazy: keeps httpx out of DAG parsing
+    # lazy: the client core loads httpx, and operators import this hook when a DAG file is parsed
     from airflow_provider_clova.client.config import parse_extra
 
     raw = parse_extra(conn.extra)
@@ -91,9 +93,7 @@ class ClovaStudioHook(BaseHook):
 
     def _config_from(self, conn: Any) -> ClientConfig:
         """Validated settings; the caller has registered the connection's secrets first."""
-        from dataclasses import replace
-
-        # lazy: keeps httpx out of DAG parsing
+        # lazy: the client core loads httpx, and operators import this hook when a DAG file is parsed
         from airflow_provider_clova.client.config import config_from_connection
 
         extra = _extra_dict(conn)
@@ -121,8 +121,6 @@ class ClovaStudioHook(BaseHook):
 
         Reuses this hook's validated settings, so the connection is not read again.
         """
-        from dataclasses import replace
-
         other = type(self)(self.clova_conn_id, rate_share=rate_share)
         other.__dict__["config"] = replace(self.config, rate_share=rate_share)
         return other
@@ -166,7 +164,7 @@ class ClovaStudioHook(BaseHook):
 
     @cached_property
     def _client(self) -> ClovaStudioClient:
-        # lazy: keeps httpx out of DAG parsing
+        # lazy: the client core loads httpx, and operators import this hook when a DAG file is parsed
         from airflow_provider_clova.client.pool import shared_client
 
         return shared_client(self.config)
@@ -178,7 +176,7 @@ class ClovaStudioHook(BaseHook):
         one connection pool); the pool closes it when the loop ends, so callers never close
         it (its ``aclose()`` is a no-op). The connection is read without blocking the loop.
         """
-        # lazy: keeps httpx out of DAG parsing
+        # lazy: the client core loads httpx, and operators import this hook when a DAG file is parsed
         from airflow_provider_clova.client.pool import ashared_client
 
         return await ashared_client(await self._aconfig())
@@ -203,12 +201,14 @@ class ClovaStudioHook(BaseHook):
         and base URL (the emulator in tests). ``kwargs`` go to ``openai.OpenAI`` and win over the
         connection's. Calls made through it are not paced by the provider's limiter.
         """
+        # lazy: openai is the optional [openai] extra, and heavy
         import openai
 
         return openai.OpenAI(**self._openai_settings(self.config, asynchronous=False), **kwargs)
 
     async def aopenai_client(self, **kwargs: Any) -> openai.AsyncOpenAI:
         """As :meth:`openai_client`, an ``openai.AsyncOpenAI``; the connection is read without blocking."""
+        # lazy: openai is the optional [openai] extra, and heavy
         import openai
 
         return openai.AsyncOpenAI(**self._openai_settings(await self._aconfig(), asynchronous=True), **kwargs)
@@ -228,6 +228,7 @@ class ClovaStudioHook(BaseHook):
             "max_retries": config.retry.max_attempts - 1,
         }
         if not config.verify:
+            # lazy: openai is the optional [openai] extra, and heavy
             import openai
 
             client_class = openai.DefaultAsyncHttpxClient if asynchronous else openai.DefaultHttpxClient
@@ -316,12 +317,7 @@ class ClovaStudioHook(BaseHook):
         HCX-003. Uses its own short-lived client with at most one quick retry: the button must
         answer within the UI's request timeout, not after the full backoff of a task's client.
         """
-        from dataclasses import replace
-
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.client import calls
-
-        # lazy: keeps httpx out of DAG parsing
+        # lazy: the client core loads httpx, and operators import this hook when a DAG file is parsed
         from airflow_provider_clova.client.client import ClovaStudioClient
 
         quick = RetryPolicy(
@@ -362,8 +358,6 @@ class ClovaStudioHook(BaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra fields for the Airflow 2.11 connection form (Airflow 3 uses ``conn-fields``)."""
-        from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS as AIRFLOW_V_3
-
         if AIRFLOW_V_3:
             return {}
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS as AIRFLOW_V_3
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -45,10 +44,9 @@ class ClovaStudioTuningConsoleLink(BaseOperatorLink):
         known = getattr(operator, self.operator_attr, None)
         if isinstance(known, str):
             return known
-        if AIRFLOW_V_3:
-            from airflow.sdk.execution_time.xcom import XCom
-        else:
-            from airflow.models.xcom import XCom  # type: ignore[no-redef]
+        # lazy: a run-time and UI path; the XCom model loads Airflow's execution-time machinery
+        from airflow.providers.common.compat.sdk import XCom
+
         url = XCom.get_value(key=self.key, ti_key=ti_key)
         return str(url) if url else ""
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_clova.client.config import DEFAULT_HOST
+from airflow_provider_clova.client.routing import DEFAULT_HOST
 
 FACTS_ATTRIBUTE = "_clova_lineage_facts"
 SCHEMA_BASE = "https://github.com/airflow-provider-clova/airflow-provider-clova/blob/main/docs/lineage.md#"
@@ -108,6 +108,7 @@ def location(target: Any) -> tuple[str, str]:
 @functools.cache
 def _facet_types() -> dict[str, type]:
     """Custom run facets, defined on first use so that ``openlineage`` stays optional."""
+    # lazy: the OpenLineage provider is the optional [openlineage] extra
     import attr
     from openlineage.client.facet_v2 import RunFacet
 
@@ -152,6 +153,7 @@ def _facet_types() -> dict[str, type]:
 
 
 def _lineage(inputs: list[tuple[str, str]], outputs: list[tuple[str, str]], run_facets: dict[str, Any]) -> Any:
+    # lazy: the OpenLineage provider is the optional [openlineage] extra
     from airflow.providers.openlineage.extractors import OperatorLineage
     from openlineage.client.event_v2 import Dataset
 
@@ -163,6 +165,7 @@ def _lineage(inputs: list[tuple[str, str]], outputs: list[tuple[str, str]], run_
 
 
 def _empty() -> Any:
+    # lazy: the OpenLineage provider is the optional [openlineage] extra
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     return OperatorLineage()

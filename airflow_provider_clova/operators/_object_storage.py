@@ -51,6 +51,7 @@ def no_such_bucket(bucket: str, where: str) -> Exception:
 
 
 def s3_hook(conn_id: str) -> S3Hook:
+    # lazy: boto3 loads when a task touches Object Storage, not when a DAG file is parsed
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     return S3Hook(aws_conn_id=conn_id)
@@ -73,6 +74,7 @@ def open_object(conn_id: str, bucket: str, key: str) -> tuple[Any, int | None]:
     A missing bucket or key is the user's to fix (``ClovaStudioDatasetError``, file.noexist); a
     failing Object Storage (5xx, network) is a ``ClovaStudioStorageError`` the next try repeats.
     """
+    # lazy: boto3 loads when a task touches Object Storage, not when a DAG file is parsed
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -112,6 +114,7 @@ def object_version(conn_id: str, bucket: str, key: str) -> str | None:
     of answering None: a retry that named the job differently would not find the job an
     earlier try created, and would bill a second one. Nothing has been created at this point.
     """
+    # lazy: boto3 loads when a task touches Object Storage, not when a DAG file is parsed
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:

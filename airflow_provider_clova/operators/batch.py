@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_clova.batch.chat import ChatRows, chat_validator
 from airflow_provider_clova.batch.job import run_file
 from airflow_provider_clova.batch.run import RunSettings, Threshold
 from airflow_provider_clova.batch.store import as_input, store_for
@@ -37,6 +38,7 @@ from airflow_provider_clova.client.limits import lookup_budget
 from airflow_provider_clova.client.params import normalize_chat_params
 from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.operators._arguments import coerce_parameters
+from airflow_provider_clova.operators._lineage import batch_facts, batch_lineage, record
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -147,17 +149,11 @@ class ClovaStudioBatchInferenceOperator(BatchEngineArguments, BaseOperator):
             probe.close()
             if hook is not probe:
                 hook.close()
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.operators._lineage import batch_facts, record
-
         record(self, context, batch_facts(self.input_path, summary, *self._lineage_context))
         return summary
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: input file + model -> result file."""
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.operators._lineage import batch_lineage
-
         return batch_lineage(self)
 
     def _defaults(self, model: str) -> dict[str, Any]:
@@ -166,9 +162,6 @@ class ClovaStudioBatchInferenceOperator(BatchEngineArguments, BaseOperator):
     def _execute(
         self, hook: ClovaStudioHook, model: str, tuning_task_id: str | None, defaults: dict[str, Any], started: float
     ) -> dict[str, Any]:
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.batch.chat import ChatRows, chat_validator
-
         config = hook.config
         budget = lookup_budget(model, config.app_type, config.limits)
         validate = chat_validator(model, tuning_task_id, budget.token_ceiling(config.pacing_share))

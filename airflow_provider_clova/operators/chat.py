@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_clova.client import calls
 from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.operators._arguments import coerce_messages, coerce_parameters
 
@@ -103,9 +104,6 @@ class ClovaStudioChatCompletionOperator(BaseOperator):
         return coerce_messages(self.messages, where=self._where())
 
     def execute(self, context: Context) -> dict[str, Any]:
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.client import calls
-
         messages = self.request_messages()
         parameters = coerce_parameters(self.parameters, where=self._where())
         tuning_task_id = str(self.tuning_task_id) if self.tuning_task_id else None

@@ -18,6 +18,7 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_clova.client.errors import ClovaStudioDatasetError, ClovaStudioStorageError
 from airflow_provider_clova.datasets import validate_stream
+from airflow_provider_clova.operators._lineage import record, upload_lineage
 from airflow_provider_clova.operators._object_storage import no_such_bucket, require_location, s3_hook
 
 if TYPE_CHECKING:
@@ -131,20 +132,15 @@ class ClovaStudioDatasetUploadOperator(BaseOperator):
             self._upload(key, sha256)
             result["uploaded"] = True
             self.log.info("uploaded %s (%d bytes) to s3://%s/%s", name, reader.size, self.bucket, key)
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.operators._lineage import record
-
         record(self, context, {"source": str(self.source), **result})
         return result
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the source file -> the Object Storage object."""
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.operators._lineage import upload_lineage
-
         return upload_lineage(self)
 
     def _same_content_present(self, key: str, sha256: str) -> bool:
+        # lazy: boto3 loads when a task touches Object Storage, not when a DAG file is parsed
         from botocore.exceptions import ClientError
 
         try:
@@ -154,6 +150,7 @@ class ClovaStudioDatasetUploadOperator(BaseOperator):
         return bool(head.get("Metadata", {}).get(SHA256_METADATA_KEY) == sha256)
 
     def _upload(self, key: str, sha256: str) -> None:
+        # lazy: boto3 loads when a task touches Object Storage, not when a DAG file is parsed
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
         from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError

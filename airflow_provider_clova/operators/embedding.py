@@ -36,6 +36,7 @@ from airflow_provider_clova.client.embeddings import embedding_model
 from airflow_provider_clova.client.errors import ClovaStudioBatchFailedError
 from airflow_provider_clova.client.limits import lookup_budget
 from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+from airflow_provider_clova.operators._lineage import batch_facts, batch_lineage, record
 from airflow_provider_clova.operators.batch import BatchEngineArguments, run_settings, set_run_arguments
 
 if TYPE_CHECKING:
@@ -161,18 +162,12 @@ class ClovaStudioEmbeddingOperator(BatchEngineArguments, BaseOperator):
         summary["model"] = model
         if self.output_format == "parquet":
             summary["parquet"] = self._write_parquet()
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.operators._lineage import batch_facts, record
-
         facts = batch_facts(self.input_path, summary, hook.config.base_url, model, None)
         record(self, context, {**facts, "sent": summary["sent"], "reused": summary["reused"]})
         return summary
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: input file + embedding model -> vectors file."""
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.operators._lineage import batch_lineage
-
         return batch_lineage(self)
 
     def _execute(self, hook: Any, model: str, started: float) -> dict[str, Any]:

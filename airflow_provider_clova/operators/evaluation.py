@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_clova.batch.chat import ChatRows, chat_validator
 from airflow_provider_clova.batch.input import iter_lines
 from airflow_provider_clova.batch.job import run_file
 from airflow_provider_clova.batch.store import as_input, is_local, local_path, store_for
@@ -33,6 +34,7 @@ from airflow_provider_clova.client.errors import ClovaStudioConfigError, ClovaSt
 from airflow_provider_clova.client.limits import lookup_budget
 from airflow_provider_clova.evaluation.judge import DEFAULT_PARAMETERS, Judge
 from airflow_provider_clova.evaluation.metrics import METRICS
+from airflow_provider_clova.evaluation.rows import EvalRows
 from airflow_provider_clova.evaluation.scoring import (
     Gate,
     aggregate,
@@ -45,6 +47,7 @@ from airflow_provider_clova.evaluation.scoring import (
 )
 from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.operators._arguments import coerce_parameters
+from airflow_provider_clova.operators._lineage import clova_namespace, evaluation_lineage, model_name, record
 from airflow_provider_clova.operators.batch import (
     BatchEngineArguments,
     checked_defaults,
@@ -296,12 +299,6 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
         judge: Judge | None,
         started: float,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.batch.chat import ChatRows, chat_validator
-
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.evaluation.rows import EvalRows
-
         config = hook.config
         self._base_url = config.base_url
         budget = lookup_budget(model, config.app_type, config.limits)
@@ -374,9 +371,6 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
 
     # -- lineage -----------------------------------------------------------------------
     def _record_lineage(self, context: Context, result: Mapping[str, Any]) -> None:
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.operators._lineage import clova_namespace, model_name, record
-
         record(
             self,
             context,
@@ -404,7 +398,4 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: evaluation set + candidate models -> result files and report (see ``_lineage``)."""
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.operators._lineage import evaluation_lineage
-
         return evaluation_lineage(self)

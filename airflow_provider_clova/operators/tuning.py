@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_clova._compat import default_deferrable
+from airflow_provider_clova.client.calls import TuningDataset
 from airflow_provider_clova.client.catalog import tunable_model_info
 from airflow_provider_clova.client.errors import (
     ClovaStudioDatasetError,
@@ -36,13 +37,8 @@ from airflow_provider_clova.client.polling import PollEvent, PollPolicy, TuningP
 from airflow_provider_clova.datasets import validate_stream
 from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.links.console import ClovaStudioTuningConsoleLink, console_url
-from airflow_provider_clova.operators._object_storage import (
-    credentials,
-    object_version,
-    open_object,
-    read_failed,
-    require_location,
-)
+from airflow_provider_clova.operators import _object_storage as object_storage
+from airflow_provider_clova.operators._lineage import record, tuning_facts, tuning_lineage
 from airflow_provider_clova.triggers.tuning import ClovaStudioTuningTrigger
 
 if TYPE_CHECKING:
@@ -175,7 +171,9 @@ class ClovaStudioTuningOperator(BaseOperator):
         if max_resubmits < 0:
             raise ValueError(f"max_resubmits must be 0 or more, got {max_resubmits!r}")
         if dataset_bucket == "" or dataset_key == "":
-            require_location(f"task {self.task_id!r}", dataset_bucket=dataset_bucket, dataset_key=dataset_key)
+            object_storage.require_location(
+                f"task {self.task_id!r}", dataset_bucket=dataset_bucket, dataset_key=dataset_key
+            )
         self.model = model
         self.dataset_bucket = dataset_bucket
         self.dataset_key = dataset_key
@@ -230,7 +228,7 @@ class ClovaStudioTuningOperator(BaseOperator):
             return str(self.name)
 
         ti = context["ti"]
-        version = object_version(self.object_storage_conn_id, self.dataset_bucket, self.dataset_key)
+        version = object_storage.object_version(self.object_storage_conn_id, self.dataset_bucket, self.dataset_key)
         inputs = json.dumps(
             [self.model, self._fields(), self.dataset_bucket, self.dataset_key, version], sort_keys=True, default=str
         )
@@ -240,7 +238,9 @@ class ClovaStudioTuningOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         self.tuning_console_url = ""
         # after templating: a variable or template may have rendered to ''
-        require_location(f"task {self.task_id!r}", dataset_bucket=self.dataset_bucket, dataset_key=self.dataset_key)
+        object_storage.require_location(
+            f"task {self.task_id!r}", dataset_bucket=self.dataset_bucket, dataset_key=self.dataset_key
+        )
         # An untunable model fails before the dataset is streamed or tasks are listed.
         tunable_model_info(str(self.model), self.hook.config.models, where=f"{type(self).__name__}({self.task_id})")
         task = self._submit_or_reattach(context)
@@ -298,16 +298,10 @@ class ClovaStudioTuningOperator(BaseOperator):
 
     def _emit_asset_events(self, context: Context, result: dict[str, Any]) -> None:
         """Attach the tuned model's ids and lineage to every outlet's asset event (and OpenLineage)."""
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.operators._lineage import record, tuning_facts
-
         record(self, context, tuning_facts(self, result))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: dataset object -> tuned model, with the training's figures."""
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.operators._lineage import tuning_lineage
-
         return tuning_lineage(self)
 
     # -- submit / reattach -------------------------------------------------------------
@@ -332,10 +326,7 @@ class ClovaStudioTuningOperator(BaseOperator):
         return task
 
     def _create(self, name: str, known_ids: set[str]) -> TuningTask:
-        # lazy: keeps httpx out of DAG parsing
-        from airflow_provider_clova.client.calls import TuningDataset
-
-        access_key, secret_key = credentials(self.object_storage_conn_id)
+        access_key, secret_key = object_storage.credentials(self.object_storage_conn_id)
         dataset = TuningDataset(self.dataset_bucket, self.dataset_key, access_key, secret_key)
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
@@ -397,13 +388,14 @@ class ClovaStudioTuningOperator(BaseOperator):
         return failed <= limit
 
     def _validate_dataset(self) -> None:
+        # lazy: boto3 loads when a task touches Object Storage, not when a DAG file is parsed
         from botocore.exceptions import BotoCoreError
 
-        body, size = open_object(self.object_storage_conn_id, self.dataset_bucket, self.dataset_key)
+        body, size = object_storage.open_object(self.object_storage_conn_id, self.dataset_bucket, self.dataset_key)
         try:
             report = validate_stream(body, filename=self.dataset_key, size=size, max_errors=self.max_dataset_errors)
         except BotoCoreError as exc:  # the stream broke off mid-read
-            raise read_failed(self.dataset_bucket, self.dataset_key, exc) from None
+            raise object_storage.read_failed(self.dataset_bucket, self.dataset_key, exc) from None
         finally:
             body.close()
         if not report.ok:

@@ -16,6 +16,7 @@ every project that installs the provider.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -79,8 +80,6 @@ def moto_server() -> Iterator[MotoServer]:
 @pytest.fixture
 def moto_bucket(moto_server: MotoServer) -> str:
     """A new, empty bucket on the session's moto server, so tests never see each other's objects."""
-    import uuid
-
     name = f"clova-{uuid.uuid4().hex[:12]}"
     moto_server.s3_client().create_bucket(Bucket=name)
     return name

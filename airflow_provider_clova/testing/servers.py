@@ -197,6 +197,7 @@ class MotoServer:
 
     def s3_client(self) -> Any:
         """A boto3 S3 client for this server (boto3 is imported only when asked)."""
+        # lazy: boto3 loads only when a test or the emulator talks to S3
         import boto3
 
         return boto3.client(
@@ -225,6 +226,7 @@ class MotoServer:
         Outside ``us-east-1`` S3 refuses a create without a matching location constraint
         (``IllegalLocationConstraintException``); NAVER's region is ``kr-standard``.
         """
+        # lazy: boto3 loads only when a test or the emulator talks to S3
         import boto3
 
         client = boto3.client(

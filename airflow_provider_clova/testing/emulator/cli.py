@@ -6,6 +6,7 @@ Kept apart from the server so tests can check flag parsing without binding a por
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -70,8 +71,6 @@ def _json_arg(value: str | None, flag: str) -> Any:
     if value is None:
         return None
     if value.lstrip().startswith("{"):
-        import json
-
         try:
             return json.loads(value)
         except json.JSONDecodeError as exc:

@@ -105,6 +105,7 @@ def load_dataset(
 def _load(
     endpoint: str, region: str, ref: DatasetRef, *, max_bytes: int | None, classification: bool
 ) -> DatasetOutcome:
+    # lazy: boto3 loads only when a test or the emulator talks to S3
     import boto3.session
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError

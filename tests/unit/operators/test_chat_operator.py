@@ -278,7 +278,6 @@ def test_with_a_budget_store_the_pool_only_caps_concurrency(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from airflow_provider_clova.client import budget_store
     from tests.unit.client.conftest import FakeLimiter
 
     extra = {"auth_type": "bearer", "limits": ROOMY, "pool_slots": 4, "budget_store": "redis://:pw-9z@redis:6379/0"}
@@ -290,7 +289,7 @@ def test_with_a_budget_store_the_pool_only_caps_concurrency(
         stores.append({"budget": budget, "url": settings.url, **kwargs})
         return FakeLimiter()
 
-    monkeypatch.setattr(budget_store, "store_limiter", store_limiter)
+    monkeypatch.setattr(client_module, "store_limiter", store_limiter)  # patched where the client looks it up
     api.post("/v3/chat-completions/HCX-005").mock(return_value=ok(V3_RESULT))
     op = ClovaStudioChatCompletionOperator(
         task_id="chat", model="HCX-005", prompt="hi", pool=pool_name("HCX-005", "test"), pool_slots=1

@@ -23,7 +23,6 @@ from airflow_provider_clova.client.errors import (
 )
 from airflow_provider_clova.links.console import DEFAULT_CONSOLE_URL, ClovaStudioTuningConsoleLink
 from airflow_provider_clova.operators import _object_storage
-from airflow_provider_clova.operators import tuning as tuning_module
 from airflow_provider_clova.operators.tuning import (
     TUNING_TASK_ID_XCOM_KEY,
     ClovaStudioTuningOperator,
@@ -71,7 +70,7 @@ def dataset(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             raise ClovaStudioDatasetError(f"file.noexist: cannot read dataset s3://{bucket}/{key} (NoSuchKey)")
         return io.BytesIO(state["body"]), len(state["body"])
 
-    monkeypatch.setattr(tuning_module, "open_object", open_object)
+    monkeypatch.setattr(_object_storage, "open_object", open_object)
     return state
 
 
@@ -80,7 +79,7 @@ def versions(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, str], str | Non
     """ETags of the dataset objects, as object_version would read them (no network)."""
     state: dict[tuple[str, str], str | None] = {}
     monkeypatch.setattr(
-        tuning_module, "object_version", lambda conn_id, bucket, key: state.get((bucket, key), '"etag-1"')
+        _object_storage, "object_version", lambda conn_id, bucket, key: state.get((bucket, key), '"etag-1"')
     )
     return state
 

@@ -251,7 +251,7 @@ async def test_a_trigger_made_by_the_operator_carries_no_secret_and_still_works(
     authenticates from the connection id alone."""
     from importlib import import_module
 
-    from airflow_provider_clova.operators import tuning as tuning_module
+    from airflow_provider_clova.operators import _object_storage
     from airflow_provider_clova.operators.tuning import ClovaStudioTuningOperator
     from tests.unit.tuning.conftest import OBJ_CONN_ID, OBJ_SECRET_KEY, SECRET_KEY, TaskDeferred, make_context
 
@@ -259,7 +259,7 @@ async def test_a_trigger_made_by_the_operator_carries_no_secret_and_still_works(
         return_value=ok({"content": [], "totalPages": 0, "totalElements": 0, "size": 50, "number": 0})
     )
     create = api.post("/tuning/v2/tasks").mock(return_value=ok(task_json(TASK, "WAIT")))
-    monkeypatch.setattr(tuning_module, "object_version", lambda conn_id, bucket, key: '"etag"')
+    monkeypatch.setattr(_object_storage, "object_version", lambda conn_id, bucket, key: '"etag"')
     get = api.get(TASK_PATH).mock(return_value=ok(succeeded_json(TASK)))
     op = ClovaStudioTuningOperator(
         task_id="tune",
