@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
@@ -48,19 +48,57 @@ if TYPE_CHECKING:
 __all__ = ["ClovaStudioBatchFailedError", "ClovaStudioBatchInferenceOperator"]
 
 
-class BatchEngineArguments:
-    """The batch engine's arguments, as attributes of an operator built on it (set by ``set_run_arguments``)."""
+class BatchEngineOperator(BaseOperator):
+    """Base of the operators built on the batch engine (batch inference, evaluation, embedding).
 
-    max_concurrency: int
-    max_failed_rows: int | None
-    max_failed_fraction: float | None
-    resume: bool
-    progress_interval: float
-    checkpoint_interval: float
-    work_dir: str | None
+    Owns the engine's run arguments once: their checks, their defaults and the attributes
+    ``run_settings`` reads, so each operator declares only its own arguments.
+
+    :param max_concurrency: requests in flight at once (the limiter decides when each goes);
+        default ``default_concurrency`` of the operator class.
+    :param max_failed_rows: fail the task when more rows than this failed.
+    :param max_failed_fraction: fail the task when more than this fraction of rows failed.
+    :param resume: read back the results of earlier tries and send only what is missing.
+    :param progress_interval: seconds between progress lines.
+    :param checkpoint_interval: seconds between checkpoints of the results.
+    :param work_dir: where a local journal of a remote output is kept.
+    """
+
+    default_concurrency: ClassVar[int] = 16
+
+    def __init__(
+        self,
+        *,
+        max_concurrency: int | None = None,
+        max_failed_rows: int | None = None,
+        max_failed_fraction: float | None = 0.05,
+        resume: bool = True,
+        progress_interval: float = 30.0,
+        checkpoint_interval: float = 60.0,
+        work_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        name = type(self).__name__
+        concurrency = self.default_concurrency if max_concurrency is None else max_concurrency
+        if concurrency < 1:
+            raise ValueError(f"{name}: max_concurrency must be at least 1, got {concurrency}")
+        if max_failed_rows is not None and max_failed_rows < 0:
+            raise ValueError(f"{name}: max_failed_rows must be >= 0, got {max_failed_rows}")
+        if max_failed_fraction is not None and not 0 <= max_failed_fraction <= 1:
+            raise ValueError(f"{name}: max_failed_fraction must be in [0, 1], got {max_failed_fraction}")
+        if progress_interval <= 0 or checkpoint_interval <= 0:
+            raise ValueError(f"{name}: progress_interval and checkpoint_interval must be > 0")
+        self.max_concurrency = concurrency
+        self.max_failed_rows = max_failed_rows
+        self.max_failed_fraction = max_failed_fraction
+        self.resume = resume
+        self.progress_interval = progress_interval
+        self.checkpoint_interval = checkpoint_interval
+        self.work_dir = work_dir
 
 
-class ClovaStudioBatchInferenceOperator(BatchEngineArguments, BaseOperator):
+class ClovaStudioBatchInferenceOperator(BatchEngineOperator):
     """Run every chat request of a JSONL file through CLOVA Studio and write the results as JSONL.
 
     :param input_path: local path, ``file://``/``s3://`` URI or ``ObjectStoragePath`` of the requests.
@@ -106,28 +144,11 @@ class ClovaStudioBatchInferenceOperator(BatchEngineArguments, BaseOperator):
         tuning_task_id: str | None = None,
         parameters: Mapping[str, Any] | str | None = None,
         clova_conn_id: str = "clova_studio_default",
-        max_concurrency: int = 16,
-        max_failed_rows: int | None = None,
-        max_failed_fraction: float | None = 0.05,
-        resume: bool = True,
-        progress_interval: float = 30.0,
-        checkpoint_interval: float = 60.0,
-        work_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if not model and not tuning_task_id:
             raise ValueError(f"{type(self).__name__}: give model= (a base model) or tuning_task_id= (a tuned task)")
-        set_run_arguments(
-            self,
-            max_concurrency=max_concurrency,
-            max_failed_rows=max_failed_rows,
-            max_failed_fraction=max_failed_fraction,
-            resume=resume,
-            progress_interval=progress_interval,
-            checkpoint_interval=checkpoint_interval,
-            work_dir=work_dir,
-        )
         self.input_path = input_path
         self.output_path = output_path
         self.model = model
@@ -184,36 +205,6 @@ class ClovaStudioBatchInferenceOperator(BatchEngineArguments, BaseOperator):
         return run_settings(self, hook, budget)
 
 
-def set_run_arguments(
-    operator: BatchEngineArguments,
-    *,
-    max_concurrency: int,
-    max_failed_rows: int | None,
-    max_failed_fraction: float | None,
-    resume: bool,
-    progress_interval: float,
-    checkpoint_interval: float,
-    work_dir: str | None,
-) -> None:
-    """Check and set the batch engine's arguments on an operator built on it (batch, evaluation, embedding)."""
-    name = type(operator).__name__
-    if max_concurrency < 1:
-        raise ValueError(f"{name}: max_concurrency must be at least 1, got {max_concurrency}")
-    if max_failed_rows is not None and max_failed_rows < 0:
-        raise ValueError(f"{name}: max_failed_rows must be >= 0, got {max_failed_rows}")
-    if max_failed_fraction is not None and not 0 <= max_failed_fraction <= 1:
-        raise ValueError(f"{name}: max_failed_fraction must be in [0, 1], got {max_failed_fraction}")
-    if progress_interval <= 0 or checkpoint_interval <= 0:
-        raise ValueError(f"{name}: progress_interval and checkpoint_interval must be > 0")
-    operator.max_concurrency = max_concurrency
-    operator.max_failed_rows = max_failed_rows
-    operator.max_failed_fraction = max_failed_fraction
-    operator.resume = resume
-    operator.progress_interval = progress_interval
-    operator.checkpoint_interval = checkpoint_interval
-    operator.work_dir = work_dir
-
-
 def checked_defaults(parameters: Any, model: str, *, where: str) -> dict[str, Any]:
     """Operator-wide chat parameters, checked once: a bad default is the task's error, not every row's."""
     defaults = coerce_parameters(parameters, where=where)
@@ -222,7 +213,7 @@ def checked_defaults(parameters: Any, model: str, *, where: str) -> dict[str, An
     return defaults
 
 
-def run_settings(operator: BatchEngineArguments, hook: ClovaStudioHook, budget: Budget) -> RunSettings:
+def run_settings(operator: BatchEngineOperator, hook: ClovaStudioHook, budget: Budget) -> RunSettings:
     """The batch engine's settings from an operator's ``max_concurrency``, threshold and intervals."""
     per_minute = 60.0 / hook.config.rate_window_seconds
     return RunSettings(

@@ -26,8 +26,6 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
-
 from airflow_provider_clova.batch.embedding import EmbeddingRows
 from airflow_provider_clova.batch.job import run_file
 from airflow_provider_clova.batch.parquet import parquet_module, parquet_target, write_parquet
@@ -37,7 +35,10 @@ from airflow_provider_clova.client.errors import ClovaStudioBatchFailedError
 from airflow_provider_clova.client.limits import lookup_budget
 from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.operators._lineage import batch_facts, batch_lineage, record
-from airflow_provider_clova.operators.batch import BatchEngineArguments, run_settings, set_run_arguments
+from airflow_provider_clova.operators.batch import (
+    BatchEngineOperator,
+    run_settings,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -49,7 +50,7 @@ OUTPUT_FORMATS = ("jsonl", "parquet")
 RESERVED_FIELDS = ("id", "line", "ok", "error", "embedding", "input_tokens", "content_hash")
 
 
-class ClovaStudioEmbeddingOperator(BatchEngineArguments, BaseOperator):
+class ClovaStudioEmbeddingOperator(BatchEngineOperator):
     """Embed every text of a JSONL file with CLOVA Studio and write the vectors as JSONL (and Parquet).
 
     :param input_path: local path, ``file://``/``s3://`` URI or ``ObjectStoragePath`` of the texts.
@@ -103,13 +104,6 @@ class ClovaStudioEmbeddingOperator(BatchEngineArguments, BaseOperator):
         output_format: str = "jsonl",
         parquet_path: Any = None,
         clova_conn_id: str = "clova_studio_default",
-        max_concurrency: int = 16,
-        max_failed_rows: int | None = None,
-        max_failed_fraction: float | None = 0.05,
-        resume: bool = True,
-        progress_interval: float = 30.0,
-        checkpoint_interval: float = 60.0,
-        work_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -125,16 +119,6 @@ class ClovaStudioEmbeddingOperator(BatchEngineArguments, BaseOperator):
             )
         if not id_field or not text_field or id_field == text_field:
             raise ValueError(f"{name}: id_field and text_field must be two different, non-empty field names")
-        set_run_arguments(
-            self,
-            max_concurrency=max_concurrency,
-            max_failed_rows=max_failed_rows,
-            max_failed_fraction=max_failed_fraction,
-            resume=resume,
-            progress_interval=progress_interval,
-            checkpoint_interval=checkpoint_interval,
-            work_dir=work_dir,
-        )
         self.input_path = input_path
         self.output_path = output_path
         self.model = model

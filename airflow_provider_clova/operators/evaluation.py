@@ -23,8 +23,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
-
 from airflow_provider_clova.batch.chat import ChatRows, chat_validator
 from airflow_provider_clova.batch.input import iter_lines
 from airflow_provider_clova.batch.job import run_file
@@ -49,10 +47,9 @@ from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
 from airflow_provider_clova.operators._arguments import coerce_parameters
 from airflow_provider_clova.operators._lineage import clova_namespace, evaluation_lineage, model_name, record
 from airflow_provider_clova.operators.batch import (
-    BatchEngineArguments,
+    BatchEngineOperator,
     checked_defaults,
     run_settings,
-    set_run_arguments,
 )
 
 if TYPE_CHECKING:
@@ -129,7 +126,7 @@ def _read_records(source: Any) -> list[dict[str, Any]]:
     return [json.loads(raw) for _, raw in iter_lines(source)]
 
 
-class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
+class ClovaStudioEvaluationOperator(BatchEngineOperator):
     """Evaluate two or more candidate models on a JSONL evaluation set; pick a winner through a gate.
 
     :param input_path: the evaluation set: local path, ``file://``/``s3://`` URI or
@@ -161,6 +158,8 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
         ``losers`` the tuned task ids of the challengers that did not win.
     """
 
+    #: Candidates run one after another, each with its rows in flight together.
+    default_concurrency = 8
     template_fields: Sequence[str] = (
         "input_path",
         "output_dir",
@@ -192,26 +191,9 @@ class ClovaStudioEvaluationOperator(BatchEngineArguments, BaseOperator):
         judge_parameters: Mapping[str, Any] | str | None = None,
         parameters: Mapping[str, Any] | str | None = None,
         clova_conn_id: str = "clova_studio_default",
-        max_concurrency: int = 8,
-        max_failed_rows: int | None = None,
-        max_failed_fraction: float | None = 0.05,
-        resume: bool = True,
-        progress_interval: float = 30.0,
-        checkpoint_interval: float = 60.0,
-        work_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        set_run_arguments(
-            self,
-            max_concurrency=max_concurrency,
-            max_failed_rows=max_failed_rows,
-            max_failed_fraction=max_failed_fraction,
-            resume=resume,
-            progress_interval=progress_interval,
-            checkpoint_interval=checkpoint_interval,
-            work_dir=work_dir,
-        )
         self.input_path = input_path
         self.output_dir = output_dir
         self.candidates = candidates
