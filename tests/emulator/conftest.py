@@ -82,10 +82,10 @@ def make_api() -> Iterator[Callable[..., Api]]:
     """Start in-process emulators (real uvicorn on a free port) with config keywords."""
     started: list[Api] = []
 
-    def make(**kwargs: Any) -> Api:
+    def make(clock: Callable[[], float] = time.time, **kwargs: Any) -> Api:
         kwargs.setdefault("accounts", (default_account(), OTHER))
         kwargs.setdefault("time_scale", FAST)
-        api = Api(ServerThread(EmulatorConfig(**kwargs)).start())
+        api = Api(ServerThread(EmulatorConfig(**kwargs), clock=clock).start())
         started.append(api)
         return api
 

@@ -12,6 +12,7 @@ import contextlib
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 
@@ -50,8 +51,10 @@ class _AnnouncingServer(uvicorn.Server):
             self._on_started()
 
 
-def _uvicorn_config(config: EmulatorConfig, log_level: str) -> tuple[uvicorn.Config, Emulator]:
-    app = create_app(config)
+def _uvicorn_config(
+    config: EmulatorConfig, log_level: str, clock: Callable[[], float] = time.time
+) -> tuple[uvicorn.Config, Emulator]:
+    app = create_app(config, clock)
     return (
         uvicorn.Config(
             app,
@@ -82,13 +85,21 @@ def serve(config: EmulatorConfig, host: str, port: int, *, log_level: str = "inf
 class ServerThread:
     """An in-process emulator on a free port, for tests: ``with ServerThread(config) as srv:``.
 
-    ``srv.url`` is its base URL and ``srv.emulator`` its live state.
+    ``srv.url`` is its base URL and ``srv.emulator`` its live state. ``clock`` (epoch seconds)
+    is what training and signature checks read: a test that steps it sees every training
+    step, however slowly the machine answers.
     """
 
-    def __init__(self, config: EmulatorConfig, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._sock = bind(host, port)
         self.url = url_of(self._sock)
-        uv_config, self.emulator = _uvicorn_config(config, "warning")
+        uv_config, self.emulator = _uvicorn_config(config, "warning", clock)
         self._started = threading.Event()
         self._server = _AnnouncingServer(uv_config, self._started.set)
         self._thread = threading.Thread(target=self._run, name="clova-emulator", daemon=True)
