@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_clova.batch.input import Row, RowInputError
 from airflow_provider_clova.batch.run import RowOutput
 from airflow_provider_clova.client import calls
+from airflow_provider_clova.client.catalog import Overrides
 from airflow_provider_clova.client.errors import ClovaStudioBudgetError, ClovaStudioConfigError
 
 if TYPE_CHECKING:
@@ -35,11 +36,16 @@ class ChatRequest:
     reserved_output_tokens: int
 
 
-def chat_validator(model: str, tuning_task_id: str | None, token_ceiling: int) -> Validator:
-    """Check a request as the client would build it, and that it fits ``token_ceiling`` per window."""
+def chat_validator(
+    model: str, tuning_task_id: str | None, token_ceiling: int, models: Overrides | None = None
+) -> Validator:
+    """Check a request as the client would build it (with the connection's ``extra.models``),
+    and that it fits ``token_ceiling`` per window."""
 
     def validate(messages: list[dict[str, Any]], parameters: dict[str, Any]) -> int:
-        call = calls.chat_completion(messages, model=model, task_id=tuning_task_id, params=parameters, prefix="")
+        call = calls.chat_completion(
+            messages, model=model, task_id=tuning_task_id, params=parameters, prefix="", models=models
+        )
         if call.estimated_cost > token_ceiling:
             raise ClovaStudioBudgetError(
                 f"this request costs about {call.estimated_cost} tokens (input + maxTokens), more than the "

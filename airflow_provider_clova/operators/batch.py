@@ -32,7 +32,7 @@ from airflow_provider_clova.batch.chat import ChatRows, chat_validator
 from airflow_provider_clova.batch.job import run_file
 from airflow_provider_clova.batch.run import RunSettings, Threshold
 from airflow_provider_clova.batch.store import as_input, store_for
-from airflow_provider_clova.client.catalog import model_info
+from airflow_provider_clova.client.catalog import Overrides, model_info
 from airflow_provider_clova.client.errors import ClovaStudioBatchFailedError
 from airflow_provider_clova.client.limits import lookup_budget
 from airflow_provider_clova.client.params import normalize_chat_params
@@ -163,7 +163,7 @@ class ClovaStudioBatchInferenceOperator(BatchEngineOperator):
         probe = hook = ClovaStudioHook(self.clova_conn_id)
         try:
             model = probe.base_model(self.model, tuning_task_id)
-            defaults = self._defaults(model)
+            defaults = self._defaults(model, probe.config.models)
             hook = probe.with_pool_share(self, model)
             summary = self._execute(hook, model, tuning_task_id, defaults, started)
         finally:
@@ -177,15 +177,15 @@ class ClovaStudioBatchInferenceOperator(BatchEngineOperator):
         """OpenLineage: input file + model -> result file."""
         return batch_lineage(self)
 
-    def _defaults(self, model: str) -> dict[str, Any]:
-        return checked_defaults(self.parameters, model, where=f"{type(self).__name__}({self.task_id})")
+    def _defaults(self, model: str, models: Overrides | None = None) -> dict[str, Any]:
+        return checked_defaults(self.parameters, model, where=f"{type(self).__name__}({self.task_id})", models=models)
 
     def _execute(
         self, hook: ClovaStudioHook, model: str, tuning_task_id: str | None, defaults: dict[str, Any], started: float
     ) -> dict[str, Any]:
         config = hook.config
         budget = lookup_budget(model, config.app_type, config.limits)
-        validate = chat_validator(model, tuning_task_id, budget.token_ceiling(config.pacing_share))
+        validate = chat_validator(model, tuning_task_id, budget.token_ceiling(config.pacing_share), config.models)
         rows = ChatRows(model, tuning_task_id, defaults, validate)
         tuned = f" tuned task {tuning_task_id}" if tuning_task_id else ""
         self._lineage_context = (config.base_url, model, tuning_task_id)
@@ -196,7 +196,7 @@ class ClovaStudioBatchInferenceOperator(BatchEngineOperator):
             self._settings(hook, budget),
             connect=hook.aget_async_conn,
             resume=self.resume,
-            target=f"{model}{tuned} ({model_info(model).api})",
+            target=f"{model}{tuned} ({model_info(model, config.models).api})",
             log=self.log.info,
             started=started,
         )
@@ -205,10 +205,11 @@ class ClovaStudioBatchInferenceOperator(BatchEngineOperator):
         return run_settings(self, hook, budget)
 
 
-def checked_defaults(parameters: Any, model: str, *, where: str) -> dict[str, Any]:
-    """Operator-wide chat parameters, checked once: a bad default is the task's error, not every row's."""
+def checked_defaults(parameters: Any, model: str, *, where: str, models: Overrides | None = None) -> dict[str, Any]:
+    """Operator-wide chat parameters, checked once: a bad default is the task's error, not every row's.
+    ``models`` is the connection's ``extra.models``, so a model described there is checked as the client sends it."""
     defaults = coerce_parameters(parameters, where=where)
-    info = model_info(model)
+    info = model_info(model, models)
     normalize_chat_params(defaults, api=info.api, max_output_tokens=info.max_output_tokens, reasoning=info.reasoning)
     return defaults
 

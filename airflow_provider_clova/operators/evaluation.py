@@ -284,11 +284,12 @@ class ClovaStudioEvaluationOperator(BatchEngineOperator):
         config = hook.config
         self._base_url = config.base_url
         budget = lookup_budget(model, config.app_type, config.limits)
-        defaults = checked_defaults(self.parameters, model, where=self._where())
-        validate = chat_validator(model, tuning_task_id, budget.token_ceiling(hook.config.pacing_share))
+        defaults = checked_defaults(self.parameters, model, where=self._where(), models=config.models)
+        validate = chat_validator(model, tuning_task_id, budget.token_ceiling(config.pacing_share), config.models)
         rows = EvalRows(ChatRows(model, tuning_task_id, defaults, validate), judge)
         output = _child(self.output_dir, f"{_UNSAFE.sub('_', name)}.jsonl")
         tuned = f" tuned task {tuning_task_id}" if tuning_task_id else ""
+        api = model_info(model, config.models).api
         self.log.info("evaluation: candidate %s: %s%s", name, model, tuned)
         summary = run_file(
             rows,
@@ -297,7 +298,7 @@ class ClovaStudioEvaluationOperator(BatchEngineOperator):
             run_settings(self, hook, budget),
             connect=hook.aget_async_conn,
             resume=self.resume,
-            target=f"{model}{tuned} ({model_info(model).api})" + (f", judged by {judge.model}" if judge else ""),
+            target=f"{model}{tuned} ({api})" + (f", judged by {judge.model}" if judge else ""),
             log=self.log.info,
             started=started,
         )

@@ -286,3 +286,19 @@ def test_lineage_facts_reach_the_outlets_and_openlineage(tmp_path: Path, use: An
     assert lineage.outputs[-1].name == str(tmp_path / "out" / "report.md")
     facet = lineage.run_facets["clovaStudioEvaluation"]
     assert facet.winner == "challenger" and facet.scores == {"champion": 0.3, "challenger": 1.0}
+
+
+def test_a_model_described_in_extra_models_can_be_a_candidate(
+    tmp_path: Path, use: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Base models newer than the provider, described in extra.models, are checked with that catalog."""
+    body = {"conn_type": "clova_studio", "host": "https://clova.evaltest.invalid", "password": API_KEY}
+    body["extra"] = {"auth_type": "bearer", "models": {"HCX-NEXT": {"api": "v3", "max_output_tokens": 64}}}
+    monkeypatch.setenv("AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT", json.dumps(body))
+    eval_set(tmp_path)
+    client = use(Client({"HCX-NEXT": good(), "HCX-005": good(3)}))
+    candidates = {"champion": {"model": "HCX-005"}, "challenger": {"model": "HCX-NEXT"}}
+    result = operator(tmp_path, candidates=candidates, parameters={"maxTokens": 64}).execute({})
+    assert result["winner"] == "challenger" and len(client.calls) == 20
+    with pytest.raises(ClovaStudioConfigError, match="maxTokens"):  # the override's bound holds
+        operator(tmp_path, candidates=candidates, parameters={"maxTokens": 65}, resume=False).execute({})

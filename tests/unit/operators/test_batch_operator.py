@@ -345,3 +345,29 @@ def test_a_request_that_can_never_fit_the_share_is_a_row_error(
     out = read_output(tmp_path / "out" / "results.jsonl")
     assert out[1]["error"]["type"] == "budget" and "maxTokens" in out[1]["error"]["message"]
     assert client.sent == ["small"] and summary["failed"] == 1
+
+
+def test_a_model_described_in_extra_models_is_checked_as_the_client_sends_it(
+    tmp_path: Path, use_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model newer than the provider, described in the connection's extra.models, runs: the
+    operator's checks read the same catalog as the client, and its limits are the ones given."""
+    extra = {
+        "auth_type": "bearer",
+        "models": {"HCX-NEXT": {"api": "v3", "max_output_tokens": 64}},
+        "limits": {"HCX-NEXT": {"qpm": 30, "tpm": 6000}},
+    }
+    body = {"conn_type": "clova_studio", "host": "https://clova.batchtest.invalid", "password": API_KEY, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_CLOVA_STUDIO_DEFAULT", json.dumps(body))
+    client = FakeClient()
+    use_client(client)
+    write_input(tmp_path / "in.jsonl", [request("q0", id="a"), request("q1", id="b", parameters={"maxTokens": 65})])
+    summary = operator(tmp_path, model="HCX-NEXT", parameters={"maxTokens": 32}, max_failed_fraction=0.6).execute({})
+    out = read_output(tmp_path / "out" / "results.jsonl")
+    assert out[0]["ok"] and client.calls[0]["model"] == "HCX-NEXT"
+    # the override's max_output_tokens bounds a row's own maxTokens, as the client would
+    assert not out[1]["ok"] and "maxTokens" in out[1]["error"]["message"] and client.sent == ["q0"]
+    assert (summary["ok"], summary["failed"]) == (1, 1)
+    # a default above the override's bound fails the task before anything is sent
+    with pytest.raises(ClovaStudioConfigError, match="maxTokens"):
+        operator(tmp_path, model="HCX-NEXT", parameters={"maxTokens": 100}, resume=False).execute({})
