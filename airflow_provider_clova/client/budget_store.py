@@ -545,6 +545,30 @@ def _store_errors() -> tuple[type[BaseException], ...]:
     return (redis.RedisError, OSError)
 
 
+def check_store(settings: StoreSettings) -> str:
+    """For the connection's Test button: reach the store and run a script on it.
+
+    The limiter books through Lua scripts, so a store that answers PING but refuses EVAL (a
+    proxy or managed service with scripting off) would fail every task; the check runs one.
+    Returns a short description, or raises :class:`ClovaStudioBudgetStoreError` naming the fix
+    (the password never appears).
+    """
+    failures: tuple[type[BaseException], ...] = (*_store_errors(), ValueError)
+    try:
+        client = _redis_client(settings.url)
+        client.ping()
+        if client.eval("return 1", 0) != 1:
+            raise ValueError("the store ran a script but did not return its answer")
+        version = client.info("server").get("redis_version", "unknown version")
+    except failures as exc:
+        reason = _scrub(f"{type(exc).__name__}: {exc}", settings.url).rstrip(".")
+        raise ClovaStudioBudgetStoreError(
+            f"budget store {settings.display} (extra.budget_store) cannot be used: {reason}. Fix: start Redis "
+            "(with scripting enabled) or correct the URL and password in the connection's extra.budget_store"
+        ) from None
+    return f"budget store {settings.display}: OK, Redis {version}, scripts run (fallback: {settings.fallback})"
+
+
 # -------------------------------------------------------------------- the limiter
 
 

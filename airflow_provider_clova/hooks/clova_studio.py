@@ -19,7 +19,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_clova._compat import AIRFLOW_V_3, amask_secret, mask_secret
 from airflow_provider_clova.client import calls
-from airflow_provider_clova.client.budget_store import store_secrets
+from airflow_provider_clova.client.budget_store import check_store, store_secrets
 from airflow_provider_clova.client.errors import ClovaStudioConfigError, ClovaStudioError
 from airflow_provider_clova.client.retry import RetryPolicy
 from airflow_provider_clova.connection_form import ui_field_behaviour, wtforms_widgets
@@ -314,8 +314,9 @@ class ClovaStudioHook(BaseHook):
 
         IAM keys and an API key each list one page of tuning tasks (a read); legacy app keys,
         documented for chat v1 and its token counter only, count the tokens of one word with
-        HCX-003. Uses its own short-lived client with at most one quick retry: the button must
-        answer within the UI's request timeout, not after the full backoff of a task's client.
+        HCX-003. A budget store (``extra.budget_store``) is reached and made to run a script, as
+        the limiter will. Uses its own short-lived client with at most one quick retry: the button
+        must answer within the UI's request timeout, not after the full backoff of a task's client.
         """
         # lazy: the client core loads httpx, and operators import this hook when a DAG file is parsed
         from airflow_provider_clova.client.client import ClovaStudioClient
@@ -348,6 +349,12 @@ class ClovaStudioHook(BaseHook):
                     continue
                 seen = f"{answer.total_elements} tuning task(s)" if scheme != "legacy_keys" else "token count works"
                 lines.append(f"{where}: OK, {seen}")
+        if config.budget_store is not None:
+            try:
+                lines.append(check_store(config.budget_store))
+            except ClovaStudioError as exc:
+                ok = False
+                lines.append(f"FAILED: {exc}")
         return ok, "; ".join(lines)
 
     @classmethod

@@ -266,3 +266,26 @@ def test_a_429_plans_the_waiting_line_again_after_the_pause(redis_server: RedisS
     assert committed[0] - limited >= 0.95  # nobody goes before the pause ends ...
     # ... and the line then runs at half the pace: 4.1 s / 10 / 0.5 = 0.82 s apart.
     assert min(b - a for a, b in itertools.pairwise(committed)) >= 0.7, committed
+
+
+def test_the_test_button_reaches_the_store_and_runs_a_script(
+    clova_emulator: ClovaEmulator, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection's Test button checks the budget store as the limiter will use it, and says
+    which part failed without the password."""
+    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_CLOVA_STORE_OK", clova_emulator.conn_json(budget_store=redis_server.url))
+    down = f"redis://:d0wn-pw@127.0.0.1:{closed_port()}/0"
+    monkeypatch.setenv("AIRFLOW_CONN_CLOVA_STORE_DOWN", clova_emulator.conn_json(budget_store=down))
+
+    ok, message = ClovaStudioHook("clova_store_ok").test_connection()
+    assert ok, message
+    assert message.count(": OK,") == 2 and "budget store redis://:***@127.0.0.1" in message
+    assert "scripts run" in message and str(redis_server.password) not in message
+
+    ok, message = ClovaStudioHook("clova_store_down").test_connection()
+    assert not ok
+    assert "API key (Bearer)" in message and ": OK," in message  # the credential still checked out
+    assert "FAILED: budget store redis://:***@127.0.0.1" in message and "extra.budget_store" in message
+    assert "Fix:" in message and "d0wn-pw" not in message
