@@ -99,21 +99,55 @@ def finalize_error(exc: ClovaStudioApiError, call: Call) -> ClovaStudioApiError:
     )
 
 
-class _Metering:
-    """The limiter side of one attempt: reserve before sending, settle or release after."""
+def limiter_for(config: ClientConfig, budget_model: str | None) -> Any:
+    """The limiter that paces calls on ``budget_model`` for this connection (None: not paced).
 
-    def __init__(self, client: _BaseClient, call: Call) -> None:
-        self.limiter = client._limiter_for(call)
-        self.call = call
+    One per account, model and app type in the process, or the shared budget store's when the
+    connection has ``extra.budget_store``; the connection's pool share scales it.
+    """
+    if budget_model is None:
+        return None
+    budget = lookup_budget(budget_model, config.app_type, config.limits)
+    key = (config.account_id, budget_model, config.app_type)
+    if config.budget_store is not None:
+        return store_limiter(
+            key,
+            budget,
+            config.budget_store,
+            window_seconds=config.rate_window_seconds,
+            fallback_share=config.rate_share,
+        )
+    return shared_limiter(key, budget, window_seconds=config.rate_window_seconds, share=config.rate_share)
+
+
+class Metering:
+    """The limiter side of one attempt: reserve before sending, settle or release after.
+
+    The client meters its own calls with it, and so does the ``openai`` SDK's transport
+    (``client/openai_pacing.py``): one rule for what a sent, refused or failed request costs.
+    """
+
+    def __init__(self, limiter: Any, reserved_output_tokens: int) -> None:
+        self.limiter = limiter
+        self.reserved_output_tokens = reserved_output_tokens
         self.reservation: Any = None
 
-    def succeeded(self, result: Any) -> None:
+    def reserve(self, cost: int) -> None:
+        """Wait for a place in the budget (no-op when unpaced)."""
+        if self.limiter is not None:
+            self.reservation = self.limiter.acquire(cost)
+
+    async def areserve(self, cost: int) -> None:
+        if self.limiter is not None:
+            self.reservation = await self.limiter.aacquire(cost)
+
+    def succeeded(self, raw: Any) -> None:
+        """Settle at the real charge read from the answer ``raw`` (its ``result``, or an OpenAI body)."""
         if self.reservation is None:
             return
         # The real charge is the reported input tokens + the requested maxTokens. An answer
         # without usage keeps the estimate: settling at 0 + maxTokens would under-charge.
-        raw = getattr(result, "raw", None)
-        actual = actual_request_cost(raw, self.call.reserved_output_tokens) if isinstance(raw, Mapping) else None
+        actual = actual_request_cost(raw, self.reserved_output_tokens) if isinstance(raw, Mapping) else None
         if actual is not None:
             self.reservation.settle(actual)
 
@@ -159,20 +193,10 @@ class _BaseClient:
         }
 
     def _limiter_for(self, call: Call) -> Any:
-        if call.budget_model is None:
-            return None
+        return limiter_for(self.config, call.budget_model)
 
-        budget = lookup_budget(call.budget_model, self.config.app_type, self.config.limits)
-        key = (self.config.account_id, call.budget_model, self.config.app_type)
-        if self.config.budget_store is not None:
-            return store_limiter(
-                key,
-                budget,
-                self.config.budget_store,
-                window_seconds=self.config.rate_window_seconds,
-                fallback_share=self.config.rate_share,
-            )
-        return shared_limiter(key, budget, window_seconds=self.config.rate_window_seconds, share=self.config.rate_share)
+    def _metering(self, call: Call) -> Metering:
+        return Metering(self._limiter_for(call), call.reserved_output_tokens)
 
     def _target(self, call: Call) -> tuple[str, httpx.Auth]:
         """The URL and auth ``call`` is sent with; raises (nothing sent) when no held scheme may make it."""
@@ -215,7 +239,7 @@ class _BaseClient:
             url = self._urls[target] = httpx.URL(target)
         return http.build_request(call.method, url, json=call.json, headers=headers)
 
-    def _finish(self, call: Call, metering: _Metering, response: httpx.Response, request_id: str) -> Any:
+    def _finish(self, call: Call, metering: Metering, response: httpx.Response, request_id: str) -> Any:
         try:
             body = parse_response(response, request_id=request_id, max_retry_after=self.config.rate_window_seconds)
             result = call.parse(body)
@@ -234,10 +258,10 @@ class _BaseClient:
             )
             metering.failed(error)
             raise finalize_error(error, call) from exc
-        metering.succeeded(result)
+        metering.succeeded(getattr(result, "raw", None))
         return result
 
-    def _transport_failed(self, call: Call, metering: _Metering, exc: httpx.HTTPError, request_id: str) -> Exception:
+    def _transport_failed(self, call: Call, metering: Metering, exc: httpx.HTTPError, request_id: str) -> Exception:
         error = translate_transport_error(exc, call, request_id)
         metering.failed(error)
         return finalize_error(error, call)
@@ -354,9 +378,8 @@ class ClovaStudioClient(_BaseClient):
         late = self._deadline_reached(call, request_id, deadline)
         if late is not None:
             raise late
-        metering = _Metering(self, call)
-        if metering.limiter is not None:
-            metering.reservation = metering.limiter.acquire(call.estimated_cost)
+        metering = self._metering(call)
+        metering.reserve(call.estimated_cost)
         url, auth = target
         try:
             request = self._bounded(self._build(self._http, call, url, request_id), self.config.timeout, deadline)
@@ -505,9 +528,8 @@ class AsyncClovaStudioClient(_BaseClient):
         late = self._deadline_reached(call, request_id, deadline)
         if late is not None:
             raise late
-        metering = _Metering(self, call)
-        if metering.limiter is not None:
-            metering.reservation = await metering.limiter.aacquire(call.estimated_cost)
+        metering = self._metering(call)
+        await metering.areserve(call.estimated_cost)
         url, auth = target
         try:
             await self._take_slot()

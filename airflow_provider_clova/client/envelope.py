@@ -80,7 +80,9 @@ def _status_of(body: Any) -> tuple[str | None, str | None]:
         return _text(status.get("code")), _text(status.get("message"))
     error = body.get("error")
     if isinstance(error, dict):
-        return _text(error.get("errorCode")), _text(error.get("message"))
+        # the native ``errorCode``, or the OpenAI-compatible API's ``code`` (CLOVA's code in OpenAI's shape)
+        code = error.get("errorCode", error.get("code"))
+        return _text(code), _text(error.get("message"))
     return None, None
 
 
@@ -95,7 +97,7 @@ def parse_response(
     request = response.request
     where = {"method": request.method, "path": request.url.path} if request is not None else {}
     body = _decode(response)
-    code, message = _status_of(body)
+    code, _ = _status_of(body)
 
     if response.is_success and (code is None or code == SUCCESS_CODE):
         if body is None and response.content:
@@ -109,19 +111,44 @@ def parse_response(
             return body.get("result")
         return body
 
-    http_status = response.status_code
-    if response.is_success:
+    raise error_from_answer(
+        response.status_code,
+        body,
+        retry_after=response.headers.get("Retry-After"),
+        max_retry_after=max_retry_after,
+        reason=response.reason_phrase,
+        request_id=request_id,
+        **where,
+    )
+
+
+def error_from_answer(
+    status: int,
+    body: Any,
+    *,
+    retry_after: str | None = None,
+    max_retry_after: float | None = None,
+    reason: str | None = None,
+    **where: Any,
+) -> ClovaStudioApiError:
+    """The typed error of an answer that is not a success: by HTTP status and CLOVA's code.
+
+    ``body`` is the decoded JSON (native envelope or OpenAI's error shape); ``retry_after`` the
+    raw ``Retry-After`` header, capped at ``max_retry_after``.
+    """
+    code, message = _status_of(body)
+    http_status = status
+    if 200 <= status < 300:
         # A 2xx carrying an error code: classify by the code's leading digits.
         http_status = int(code[:3]) if code and code[:3].isdigit() and len(code) == 5 else 500
     cls: type[ClovaStudioApiError] = error_class_for(http_status, code)
-    text = message or response.reason_phrase or "no message"
+    text = message or reason or "no message"
     if cls is ClovaStudioRateLimitError:
-        raise ClovaStudioRateLimitError(
+        return ClovaStudioRateLimitError(
             text,
-            retry_after=parse_retry_after(response.headers.get("Retry-After"), cap=max_retry_after),
+            retry_after=parse_retry_after(retry_after, cap=max_retry_after),
             http_status=http_status,
             code=code,
-            request_id=request_id,
             **where,
         )
-    raise cls(text, http_status=http_status, code=code, request_id=request_id, **where)
+    return cls(text, http_status=http_status, code=code, **where)

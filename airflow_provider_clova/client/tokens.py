@@ -91,12 +91,14 @@ def estimate_request_cost(messages: Sequence[Mapping[str, Any]], max_tokens: int
 def actual_request_cost(result: Mapping[str, Any], max_tokens: int) -> int | None:
     """The charged cost from a chat or embedding response's ``result``: input tokens + ``maxTokens``.
 
-    Reads ``usage.promptTokens`` (chat v3), ``inputLength`` (chat v1) or ``inputTokens``
-    (embeddings, whose ``max_tokens`` is 0); ``None`` when none is there, in which case the
-    caller keeps the estimate.
+    Reads ``usage.promptTokens`` (chat v3), ``usage.prompt_tokens`` (the OpenAI-compatible
+    API's body), ``inputLength`` (chat v1) or ``inputTokens`` (embeddings, whose ``max_tokens``
+    is 0); ``None`` when none is there, in which case the caller keeps the estimate.
     """
     usage = result.get("usage")
-    prompt: Any = usage.get("promptTokens") if isinstance(usage, Mapping) else None
+    prompt: Any = None
+    if isinstance(usage, Mapping):
+        prompt = usage.get("promptTokens", usage.get("prompt_tokens"))
     if prompt is None:
         prompt = result.get("inputLength")
     if prompt is None:  # an embedding answer

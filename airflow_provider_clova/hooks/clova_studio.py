@@ -197,23 +197,45 @@ class ClovaStudioHook(BaseHook):
     def openai_client(self, **kwargs: Any) -> openai.OpenAI:
         """An ``openai.OpenAI`` on the connection's API key and ``<host>/v1/openai/`` (needs the ``openai`` extra).
 
-        For teams already on the ``openai`` SDK or LangChain: the same connection, secret masking
-        and base URL (the emulator in tests). ``kwargs`` go to ``openai.OpenAI`` and win over the
-        connection's. Calls made through it are not paced by the provider's limiter.
+        For teams already on the ``openai`` SDK or LangChain: the same connection, secret masking,
+        base URL (the emulator in tests) and TLS settings. Its calls are paced by the provider's
+        limiter, in the same budget as this hook's own calls (the model's QPM/TPM row, the pool
+        share, ``extra.budget_store``): see ``client/openai_pacing.py``. ``kwargs`` go to
+        ``openai.OpenAI`` and win over the connection's; an ``http_client`` of your own replaces
+        the paced one.
         """
         # lazy: openai is the optional [openai] extra, and heavy
         import openai
 
-        return openai.OpenAI(**self._openai_settings(self.config, asynchronous=False), **kwargs)
+        return openai.OpenAI(**{**self._openai_settings(self.config, asynchronous=False), **kwargs})
 
     async def aopenai_client(self, **kwargs: Any) -> openai.AsyncOpenAI:
         """As :meth:`openai_client`, an ``openai.AsyncOpenAI``; the connection is read without blocking."""
         # lazy: openai is the optional [openai] extra, and heavy
         import openai
 
-        return openai.AsyncOpenAI(**self._openai_settings(await self._aconfig(), asynchronous=True), **kwargs)
+        return openai.AsyncOpenAI(**{**self._openai_settings(await self._aconfig(), asynchronous=True), **kwargs})
+
+    def openai_http_client(self, *, asynchronous: bool = False) -> Any:
+        """The paced HTTP client the SDK clients above use, for clients that build their own SDK
+        client: LangChain's ``ChatClovaX(..., http_client=hook.openai_http_client(),
+        http_async_client=hook.openai_http_client(asynchronous=True))``."""
+        # lazy: openai is the optional [openai] extra, and heavy
+        import openai
+
+        # lazy: the client core loads httpx, and operators import this hook when a DAG file is parsed
+        from airflow_provider_clova.client.openai_pacing import paced_http_client
+
+        client_class = openai.DefaultAsyncHttpxClient if asynchronous else openai.DefaultHttpxClient
+        return paced_http_client(client_class, self.config)
 
     def _openai_settings(self, config: ClientConfig, *, asynchronous: bool) -> dict[str, Any]:
+        # lazy: openai is the optional [openai] extra, and heavy
+        import openai
+
+        # lazy: the client core loads httpx, and operators import this hook when a DAG file is parsed
+        from airflow_provider_clova.client.openai_pacing import paced_http_client
+
         bearer = config.credentials.bearer
         if bearer is None:
             raise ClovaStudioConfigError(
@@ -221,19 +243,14 @@ class ClovaStudioHook(BaseHook):
                 "(Bearer), and this connection has none. Fix: add the API key (nv-...) as extra.api_key, or in "
                 "'password' when the connection has no IAM keys"
             )
-        settings: dict[str, Any] = {
+        client_class = openai.DefaultAsyncHttpxClient if asynchronous else openai.DefaultHttpxClient
+        return {
             "api_key": bearer.api_key,
             "base_url": f"{config.base_url}/v1/openai/",
             "timeout": config.timeout,
             "max_retries": config.retry.max_attempts - 1,
+            "http_client": paced_http_client(client_class, config),
         }
-        if not config.verify:
-            # lazy: openai is the optional [openai] extra, and heavy
-            import openai
-
-            client_class = openai.DefaultAsyncHttpxClient if asynchronous else openai.DefaultHttpxClient
-            settings["http_client"] = client_class(verify=False)
-        return settings
 
     def close(self) -> None:
         """Let go of the shared sync client (it stays open for other hooks; closed at exit)."""

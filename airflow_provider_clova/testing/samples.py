@@ -165,3 +165,27 @@ def ok(result: Any = None, *, status: int = 200, headers: Mapping[str, str] | No
 def fail(status: int, code: str, message: str = "error", *, headers: Mapping[str, str] | None = None) -> httpx.Response:
     """An error answer: HTTP ``status`` with the CLOVA ``code`` and ``message`` (e.g. 429, ``42901``)."""
     return httpx.Response(status, json=fail_body(code, message), headers=headers)
+
+
+# -- the OpenAI-compatible API ------------------------------------------------------------------
+
+
+def openai_completion(content: str = "hello", *, prompt_tokens: int = 7, completion_tokens: int = 1) -> dict[str, Any]:
+    """A ``/v1/openai/chat/completions`` answer, as the ``openai`` SDK parses it."""
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "HCX-005",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def openai_error(code: str, message: str = "error", error_type: str = "invalid_request_error") -> dict[str, Any]:
+    """An error answer of the OpenAI-compatible API: CLOVA's ``code`` in OpenAI's error shape."""
+    return {"error": {"message": message, "type": error_type, "code": code, "param": None}}

@@ -156,3 +156,96 @@ def test_wrong_key_is_the_sdks_authentication_error(clova_emulator: ClovaEmulato
     client = openai.OpenAI(api_key="nv-wrong", base_url=f"{clova_emulator.url}/v1/openai", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
+
+
+def tight_budget(
+    factory: Callable[..., ClovaEmulator], monkeypatch: pytest.MonkeyPatch, *, qpm: int, window: float
+) -> ClovaEmulator:
+    """An emulator whose HCX-005 takes ``qpm`` requests per ``window`` s, and the default connection
+    to it with the same limits (and no SDK retries: a 429 would fail the call)."""
+    from airflow_provider_clova.client import limiter
+
+    limits = {"HCX-005": {"qpm": qpm, "tpm": 100_000}}
+    emulator = factory(limits=limits, rate_window_seconds=window)
+    for key, value in emulator.env(limits=limits, rate_window_seconds=window, max_retries=0).items():
+        monkeypatch.setenv(key, value)
+    limiter.clear_shared_limiters()
+    return emulator
+
+
+@pytest.mark.slow
+def test_sdk_and_langchain_through_the_hook_share_the_budget_with_zero_429s(
+    clova_emulator_factory: Callable[..., ClovaEmulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The openai SDK and LangChain on the hook's paced HTTP client, and the hook's own chat
+    calls, all at once from several threads: one budget, no 429 (the SDK retries nothing:
+    max_retries=0), and nothing sandbagged."""
+    import threading
+    import time
+
+    from langchain_naver import ChatClovaX
+
+    from airflow_provider_clova.client import limiter
+    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
+    window, qpm = 2.0, 4
+    emulator = tight_budget(clova_emulator_factory, monkeypatch, qpm=qpm, window=window)
+    hook = ClovaStudioHook()
+    sdk_client = hook.openai_client()
+    chat = ChatClovaX(
+        model="HCX-005",
+        api_key=sdk_client.api_key,  # type: ignore[arg-type]
+        base_url=str(sdk_client.base_url),
+        http_client=hook.openai_http_client(),
+        max_tokens=8,
+        max_retries=0,
+    )
+    messages = [{"role": "user", "content": "hi"}]
+    calls = [
+        lambda: hook.chat_completion(messages, model="HCX-005", maxTokens=8),
+        lambda: sdk_client.chat.completions.create(model="HCX-005", messages=messages, max_tokens=8),  # type: ignore[arg-type]
+        lambda: chat.invoke("hi"),
+    ] * 4
+    failures: list[BaseException] = []
+
+    def run(call: Callable[[], object]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # collected for the assertion below
+            failures.append(exc)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    elapsed = time.monotonic() - started
+    assert failures == []
+    stats = emulator.stats()
+    (win,) = [w for w in stats["windows"] if w["model"] == "HCX-005"]
+    assert win["served"] == 12 and win["refused"] == 0 and win["max_requests_in_window"] <= qpm
+    assert stats["requests"]["openai.chat"] == {"200": 8} and stats["requests"]["chat.v3"] == {"200": 4}
+    # 12 requests at 4 per 2 s window need two more windows after the first; well under 8
+    assert 2 * window * 0.9 <= elapsed < 8 * window
+    limiter.clear_shared_limiters()
+
+
+async def test_the_async_sdk_through_the_hook_is_paced(
+    clova_emulator_factory: Callable[..., ClovaEmulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from airflow_provider_clova.client import limiter
+    from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
+
+    window, qpm = 2.0, 3
+    emulator = tight_budget(clova_emulator_factory, monkeypatch, qpm=qpm, window=window)
+    client = await ClovaStudioHook().aopenai_client()
+    ask = {"model": "HCX-005", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+    answers = await asyncio.gather(*(client.chat.completions.create(**ask) for _ in range(6)))  # type: ignore[call-overload]
+    await client.close()
+    assert all(answer.choices[0].message.content for answer in answers)
+    (win,) = emulator.stats()["windows"]
+    assert win["refused"] == 0 and win["served"] == 6 and win["max_requests_in_window"] <= qpm
+    limiter.clear_shared_limiters()

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_clova.client import calls
-from airflow_provider_clova.client.client import ClovaStudioClient, _Metering
+from airflow_provider_clova.client.client import ClovaStudioClient
 from airflow_provider_clova.client.config import config_from_connection
 from airflow_provider_clova.client.envelope import parse_retry_after
 from airflow_provider_clova.client.errors import ClovaStudioApiError, ClovaStudioBudgetError, ClovaStudioConfigError
@@ -137,7 +137,7 @@ def test_envelope_and_result_parsers_raise_only_typed_errors(
             response = _response(status, body, header)
             only_typed(
                 "envelope+result",
-                lambda: client._finish(route, _Metering(client, route), response, "req-fuzz"),  # noqa: B023
+                lambda: client._finish(route, client._metering(route), response, "req-fuzz"),  # noqa: B023
                 (ClovaStudioApiError,),
             )
 

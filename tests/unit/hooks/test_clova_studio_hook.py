@@ -18,7 +18,7 @@ from airflow_provider_clova.client.client import REQUEST_ID_HEADER, AsyncClovaSt
 from airflow_provider_clova.client.errors import ClovaStudioConfigError, ClovaStudioNotFoundError
 from airflow_provider_clova.client.models import TuningStatus
 from airflow_provider_clova.hooks.clova_studio import ClovaStudioHook
-from airflow_provider_clova.testing.samples import fail, ok, task_json
+from airflow_provider_clova.testing.samples import fail, ok, openai_completion, task_json
 from tests.unit.client.conftest import FakeLimiter
 
 HOST = "https://clova.hooktest.invalid"
@@ -516,14 +516,7 @@ async def test_aget_tuning_task_bad_connection(monkeypatch: pytest.MonkeyPatch) 
 # -- the OpenAI-compatible API through the openai SDK ------------------------------------------------
 
 
-OPENAI_COMPLETION = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 1_700_000_000,
-    "model": "HCX-005",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8},
-}
+OPENAI_COMPLETION = openai_completion()
 
 
 def _sdk_transport(seen: list[Any], *, asynchronous: bool = False) -> Any:
@@ -577,7 +570,8 @@ def test_openai_client_keeps_tls_verification_off_when_the_connection_says_so(mo
     set_conn(monkeypatch, password=API_KEY, extra={"verify": False})
     client = ClovaStudioHook().openai_client()
     assert isinstance(client._client, openai.DefaultHttpxClient)
-    assert client._client._transport._pool._ssl_context.verify_mode.name == "CERT_NONE"
+    paced = client._client._transport  # the pacing transport, around the SDK's own HTTP transport
+    assert paced._inner._pool._ssl_context.verify_mode.name == "CERT_NONE"
 
 
 def test_openai_client_needs_an_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
