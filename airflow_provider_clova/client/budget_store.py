@@ -39,6 +39,16 @@ Bounded
     Bookings older than the span are trimmed on every call; every key expires when the
     budget is idle (a few windows); tickets expire with their lease.
 
+Two drivers, one wait
+    Which script to run next and what its reply means are decided without I/O
+    (``_call_for`` / ``_step``); the wait around them is one coroutine, ``_acquire``, that
+    ``acquire`` runs with blocking calls on the process's ``redis.Redis`` (thread-safe pool)
+    and ``aacquire`` awaits on the running loop's ``redis.asyncio`` client: one per URL and
+    event loop, made on first use there, closed when the loop ends, forgotten by a forked
+    child. So an async booking never waits for a thread of the default executor (a handful on
+    a small machine, while a batch keeps dozens of requests in flight), which would widen the
+    gap between a booking's commit and the request's arrival that the margin must cover.
+
 The ``redis`` client is an optional extra (``pip install 'airflow-provider-clova[redis]'``),
 imported on the first paced call, never when a DAG file is parsed. When the store cannot be
 reached, the first call fails with :class:`ClovaStudioBudgetStoreError`, unless the

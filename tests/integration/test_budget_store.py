@@ -403,3 +403,27 @@ async def test_unreachable_store_on_the_async_path_falls_back_when_asked() -> No
     )
     reservation = await store.aacquire(1)
     assert isinstance(reservation, limiter.Reservation) and local.snapshot()["granted_total"] == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_its_own_async_client_and_leaves_the_parent_s(redis_server: RedisServer) -> None:
+    store = StoreLimiter(KEY, Budget(qpm=100, tpm=10**6), StoreSettings(redis_server.url), window_seconds=4.0)
+
+    async def book() -> Any:
+        await store.aacquire(1)
+        return budget_store._aredis_store(redis_server.url)
+
+    with asyncio.Runner() as runner:
+        parents = runner.run(book())
+        pid = os.fork()
+        if pid == 0:  # the child, on the same loop object: a client of its own, then a clean loop end
+            code = 1
+            try:
+                code = 0 if runner.run(book()) is not parents else 2
+                runner.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert runner.run(book()) is parents  # the parent's client still works, on its own socket
+    assert store.snapshot()["granted_total"] == 3
