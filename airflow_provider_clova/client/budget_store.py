@@ -687,20 +687,39 @@ class StoreReservation:
 
     def settle(self, actual_cost: int) -> None:
         """Replace the estimate by the real cost (the last figure wins); ignored after release."""
+        change = self._settling(actual_cost)
+        if change:
+            self._limiter._write("settle", change)
+
+    async def asettle(self, actual_cost: int) -> None:
+        """As :meth:`settle`, awaited on the running loop's client."""
+        change = self._settling(actual_cost)
+        if change:
+            await self._limiter._awrite("settle", change)
+
+    def _settling(self, actual_cost: int) -> list[Any]:
+        """The settle script's arguments (old member, new member, cost delta); empty: nothing to do."""
         if isinstance(actual_cost, bool) or not isinstance(actual_cost, int) or actual_cost < 0:
             raise ValueError(f"actual_cost must be a non-negative integer, got {actual_cost!r}")
         if not self._live or actual_cost == self._cost:
-            return
+            return []
         old = self.member
         delta, self._cost = actual_cost - self._cost, actual_cost
-        self._limiter._settle(old, self.member, delta)
+        return [old, self.member, delta]
 
     def release(self) -> None:
         """The request did not count (never sent, or refused with 429). Idempotent."""
-        if not self._live:
-            return
-        self._live = False
-        self._limiter._release(self.member)
+        if self._releasing():
+            self._limiter._write("release", self._limiter._release_args(self.member))
+
+    async def arelease(self) -> None:
+        """As :meth:`release`, awaited on the running loop's client."""
+        if self._releasing():
+            await self._limiter._awrite("release", self._limiter._release_args(self.member))
+
+    def _releasing(self) -> bool:
+        live, self._live = self._live, False
+        return live
 
     def __repr__(self) -> str:
         return f"StoreReservation(cost={self.cost}, granted_at={self.granted_at:.3f}, released={self.released})"
@@ -895,13 +914,13 @@ class StoreLimiter(PacedWindow):
         started, logged = time.monotonic(), False
         try:
             while True:
-                name, args, pending = self._call_for(booking, cost)
+                name, args, booking = self._call_for(booking, cost)  # interrupted from here on: released
                 try:
                     reply = await io.run(name, args)
                 except _store_errors() as exc:
                     booking = None
                     return await io.local(self._unreachable(exc), cost)
-                booking, wait, go = self._step(name, pending, reply)
+                booking, wait, go = self._step(name, booking, reply)
                 if go and booking is not None:
                     reservation, booking = StoreReservation(self, booking), None
                     return reservation
@@ -935,9 +954,22 @@ class StoreLimiter(PacedWindow):
 
     def on_rate_limited(self, retry_after: float | None = None, *, reservation: Any = None) -> None:
         """The service answered 429: pause and slow down every caller of this budget, everywhere."""
+        if not self._fallback_429(retry_after, reservation):
+            self._said_429(self._write("rate_limited", self._rate_limited_args(retry_after, reservation)))
+
+    async def aon_rate_limited(self, retry_after: float | None = None, *, reservation: Any = None) -> None:
+        """As :meth:`on_rate_limited`, awaited on the running loop's client."""
+        if not self._fallback_429(retry_after, reservation):
+            self._said_429(await self._awrite("rate_limited", self._rate_limited_args(retry_after, reservation)))
+
+    def _fallback_429(self, retry_after: float | None, reservation: Any) -> bool:
+        """A 429 for a request the static fallback let through is that limiter's to handle."""
         if isinstance(reservation, Reservation) and self._fallback_factory is not None:
             self._fallback_factory().on_rate_limited(retry_after, reservation=reservation)
-            return
+            return True
+        return False
+
+    def _rate_limited_args(self, retry_after: float | None, reservation: Any) -> list[Any]:
         given = (
             repr(float(retry_after))
             if isinstance(retry_after, (int, float))
@@ -947,7 +979,7 @@ class StoreLimiter(PacedWindow):
             else ""
         )
         granted = repr(reservation.granted_at) if isinstance(reservation, StoreReservation) else ""
-        args = [
+        return [
             given,
             granted,
             repr(self._window),
@@ -960,11 +992,11 @@ class StoreLimiter(PacedWindow):
             repr(REQUEST_CREDIT),
             repr(TOKEN_BURST_FRACTION),
         ]
-        try:
-            new, pause, slowed_to = self._run("rate_limited", args)
-        except _store_errors() as exc:
-            log.warning("%s: could not record a 429 in the budget store (%s)", self.name, type(exc).__name__)
+
+    def _said_429(self, reply: Any) -> None:
+        if reply is None:  # not recorded (the store is down): already logged
             return
+        new, pause, slowed_to = reply
         if new:
             log.warning(
                 "%s: CLOVA Studio answered 429; pausing every caller of this budget %.1f s and pacing at %.0f%% "
@@ -976,17 +1008,27 @@ class StoreLimiter(PacedWindow):
                 self.settings.display,
             )
 
-    def _settle(self, old: str, new: str, delta: int) -> None:
-        try:
-            self._run("settle", [old, new, delta])
-        except _store_errors() as exc:
-            log.warning("%s: could not settle a booking in the budget store (%s)", self.name, type(exc).__name__)
+    _WRITES = {"settle": "settle a booking", "release": "release a booking", "rate_limited": "record a 429"}
 
-    def _release(self, member: str) -> None:
+    def _write(self, name: str, args: list[Any]) -> Any:
+        """Run a script that corrects the shared window; a store error is logged, not raised
+        (the answer is in, and the window heals within a span): None then."""
         try:
-            self._run("release", self._release_args(member))
+            return self._run(name, args)
         except _store_errors() as exc:
-            log.warning("%s: could not release a booking in the budget store (%s)", self.name, type(exc).__name__)
+            self._not_written(name, exc)
+            return None
+
+    async def _awrite(self, name: str, args: list[Any]) -> Any:
+        """As :meth:`_write`, awaited on the running loop's client."""
+        try:
+            return await self._arun(name, args)
+        except _store_errors() as exc:
+            self._not_written(name, exc)
+            return None
+
+    def _not_written(self, name: str, exc: BaseException) -> None:
+        log.warning("%s: could not %s in the budget store (%s)", self.name, self._WRITES[name], type(exc).__name__)
 
     def snapshot(self) -> dict[str, Any]:
         """Usage of the shared window now, as :meth:`RateLimiter.snapshot` reports it."""

@@ -191,15 +191,18 @@ class AsyncPacedTransport(_Pacing):
         if started is None:
             return await self._inner.handle_async_request(request)
         booking, metering = started
+        metering.deferred = True  # the store's corrections are awaited below, never block the loop
         await metering.areserve(booking.estimated_cost)
         try:
             response = await self._inner.handle_async_request(request)
         except BaseException as exc:
             self._unsent(metering, request, exc)
+            await metering.aflush()
             raise
         if self._readable(booking, response):
             await response.aread()
         self._answered(metering, booking, response)
+        await metering.aflush()
         return response
 
     async def aclose(self) -> None:

@@ -345,7 +345,8 @@ def test_a_closed_loop_s_client_is_not_reused(redis_server: RedisServer) -> None
 
 async def test_async_booking_never_waits_for_the_default_executor(redis_server: RedisServer) -> None:
     """The only thread of the loop's default executor is busy the whole time, yet requests book,
-    wait in the line (renewing their lease) and commit: no store call goes through a thread."""
+    wait in the line (renewing their lease), commit, settle, release and report a 429: no store
+    call goes through a thread."""
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(max_workers=1)
     loop.set_default_executor(executor)
@@ -361,7 +362,15 @@ async def test_async_booking_never_waits_for_the_default_executor(redis_server: 
         assert len(granted) == 3
         # Paced in the shared line: the later ones waited (renewing) for their planned time.
         assert granted[-1] - granted[0] >= 0.4, granted
-        assert (await store.asnapshot())["granted_total"] == 3
+        # The corrections are awaited on the loop too: settle, release, a 429.
+        first, second, third = reservations
+        await first.asettle(5)
+        await second.arelease()
+        await store.aon_rate_limited(0.5, reservation=third)
+        seen = await store.asnapshot()
+        assert (seen["used_qpm"], seen["used_tpm"], seen["granted_total"]) == (2, 5 + 1, 3)
+        assert seen["rate_limited_total"] == 1 and seen["paused_for_seconds"] > 0
+        assert not blocker.done()
     finally:
         unblock.set()
         await blocker
