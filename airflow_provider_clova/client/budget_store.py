@@ -47,7 +47,9 @@ Two drivers, one wait
     event loop, made on first use there, closed when the loop ends, forgotten by a forked
     child. So an async booking never waits for a thread of the default executor (a handful on
     a small machine, while a batch keeps dozens of requests in flight), which would widen the
-    gap between a booking's commit and the request's arrival that the margin must cover.
+    gap between a booking's commit and the request's arrival that the margin must cover. The
+    corrections after the answer have awaited twins too (``asettle``, ``arelease``,
+    ``aon_rate_limited``), which the async client uses, so no store call blocks the loop.
 
 The ``redis`` client is an optional extra (``pip install 'airflow-provider-clova[redis]'``),
 imported on the first paced call, never when a DAG file is parsed. When the store cannot be
