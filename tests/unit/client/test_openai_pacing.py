@@ -260,3 +260,12 @@ async def test_the_async_transport_books_without_blocking_the_loop(limiter: Fake
     assert answer_.usage is not None and answer_.usage.prompt_tokens == 9
     assert limiter.async_acquires == 1 and limiter.reservations[0].settled == 9 + 5 and len(seen) == 1
     assert limiter.reservations[0].awaited  # settled through the awaited twin
+
+
+def test_a_success_without_a_readable_body_keeps_the_estimate(limiter: FakeLimiter) -> None:
+    """Garbage from the service never settles a reservation low: the estimate stands."""
+    _, inner = answer_with(HTTP.Response(200, content=b"<html>gateway</html>"))
+    raw = sdk(inner).chat.completions.with_raw_response.create(model="HCX-005", messages=MESSAGES, max_tokens=4)
+    assert raw.http_response.content == b"<html>gateway</html>"  # what the SDK makes of it is its own business
+    (reservation,) = limiter.reservations
+    assert reservation.settled is None and not reservation.released
