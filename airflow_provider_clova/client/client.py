@@ -168,6 +168,8 @@ class Metering:
         # Otherwise keep the estimate: the server may have counted the request.
 
     def _tell(self, what: str, *args: Any) -> None:
+        """``settle``/``release`` the reservation or report ``on_rate_limited`` now, or later in
+        ``aflush`` through their awaited twins (``asettle``, ``arelease``, ``aon_rate_limited``)."""
         if self.deferred:
             self._pending.append((what, args))
             return

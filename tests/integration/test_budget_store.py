@@ -436,3 +436,12 @@ def test_a_forked_child_makes_its_own_async_client_and_leaves_the_parent_s(redis
         assert os.waitstatus_to_exitcode(status) == 0
         assert runner.run(book()) is parents  # the parent's client still works, on its own socket
     assert store.snapshot()["granted_total"] == 3
+
+
+async def test_a_429_the_down_store_cannot_record_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"redis://:l0g-pw@127.0.0.1:{closed_port()}/0"
+    store = StoreLimiter(KEY, Budget(qpm=10, tpm=10**6), StoreSettings(url), window_seconds=4.0)
+    with caplog.at_level(logging.WARNING):
+        await store.aon_rate_limited(1.0)  # the answer is in: a lost correction must not fail the call
+    assert "could not record a 429 in the budget store (ConnectionError)" in caplog.text
+    assert "l0g-pw" not in caplog.text
