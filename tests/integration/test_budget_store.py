@@ -381,9 +381,12 @@ async def test_a_cancelled_async_waiter_leaves_the_line(redis_server: RedisServe
     await store.aacquire(1)
     await store.aacquire(1)  # the window is full: the next one waits in the line for ~30 s
     waiter = asyncio.create_task(store.aacquire(1))
-    async with asyncio.timeout(15):  # until it is planned in the line (polled, on this loop)
+
+    async def planned() -> None:  # polled on this loop, where the waiter books
         while (await store.asnapshot())["waiting"] != 1:
             await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(planned(), 15)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
@@ -414,7 +417,7 @@ async def test_unreachable_store_on_the_async_path_falls_back_when_asked() -> No
     assert isinstance(reservation, limiter.Reservation) and local.snapshot()["granted_total"] == 1
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.version_info < (3, 11), reason="needs os.fork and asyncio.Runner")
 def test_a_forked_child_makes_its_own_async_client_and_leaves_the_parent_s(redis_server: RedisServer) -> None:
     store = StoreLimiter(KEY, Budget(qpm=100, tpm=10**6), StoreSettings(redis_server.url), window_seconds=4.0)
 
