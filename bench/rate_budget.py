@@ -212,8 +212,9 @@ async def run_provider(
         # Warm up (connection, lazily imported modules) with a read that spends no budget:
         # see "Cold start" in the module docstring.
         await client.list_tuning_tasks_page(0, 1)
-        if store:  # and the store's client and scripts, with a call that books nothing
-            client._limiter_for(client._chat_call([{"role": "user", "content": "."}], mix.model, None, {})).snapshot()
+        if store:  # and this loop's client of the store, with a call that books nothing
+            call = client._chat_call([{"role": "user", "content": "."}], mix.model, None, {})
+            await client._limiter_for(call).asnapshot()
         if start_at == "stdin":  # a child of run_processes: report ready, read the common start
             print("READY", flush=True)
             start_at = float(await asyncio.to_thread(sys.stdin.readline))

@@ -39,6 +39,18 @@ Bounded
     Bookings older than the span are trimmed on every call; every key expires when the
     budget is idle (a few windows); tickets expire with their lease.
 
+Two drivers, one wait
+    Which script to run next and what its reply means are decided without I/O
+    (``_call_for`` / ``_step``); the wait around them is one coroutine, ``_acquire``, that
+    ``acquire`` runs with blocking calls on the process's ``redis.Redis`` (thread-safe pool)
+    and ``aacquire`` awaits on the running loop's ``redis.asyncio`` client: one per URL and
+    event loop, made on first use there, closed when the loop ends, forgotten by a forked
+    child. So an async booking never waits for a thread of the default executor (a handful on
+    a small machine, while a batch keeps dozens of requests in flight), which would widen the
+    gap between a booking's commit and the request's arrival that the margin must cover. The
+    corrections after the answer have awaited twins too (``asettle``, ``arelease``,
+    ``aon_rate_limited``), which the async client uses, so no store call blocks the loop.
+
 The ``redis`` client is an optional extra (``pip install 'airflow-provider-clova[redis]'``),
 imported on the first paced call, never when a DAG file is parsed. When the store cannot be
 reached, the first call fails with :class:`ClovaStudioBudgetStoreError`, unless the
@@ -58,10 +70,12 @@ import os
 import threading
 import time
 import urllib.parse
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from airflow_provider_clova.client.drivers import as_async, run_blocking
 from airflow_provider_clova.client.errors import (
     ClovaStudioBudgetError,
     ClovaStudioBudgetStoreError,
@@ -497,45 +511,106 @@ return {#inside, tokens, redis.call('ZCARD', L), fmt(math.max(0, st.pause_until 
 )
 
 
-# -------------------------------------------------------------------- redis clients, one per URL and process
+# -------------------------------------------------------------------- redis clients: one per URL and process,
+# -------------------------------------------------------------------- and one per URL and event loop
 
-_clients: dict[str, Any] = {}
-_scripts: dict[str, dict[str, Any]] = {}
+_SCRIPTS: tuple[tuple[str, str], ...] = (
+    ("book", _LUA_BOOK),
+    ("renew", _LUA_RENEW),
+    ("settle", _LUA_SETTLE),
+    ("release", _LUA_RELEASE),
+    ("rate_limited", _LUA_RATE_LIMITED),
+    ("snapshot", _LUA_SNAPSHOT),
+)
+
+
+@dataclass(frozen=True)
+class _Store:
+    """A redis client for one URL and the limiter's scripts registered on it."""
+
+    client: Any
+    scripts: dict[str, Any]
+
+
+def _connect(url: str, *, asynchronous: bool) -> _Store:
+    """A new client for ``url``: ``redis.Redis`` (thread-safe pool) or ``redis.asyncio.Redis``
+    (its pool belongs to the event loop it first runs in), with the same options and scripts."""
+    # lazy: redis is the optional [redis] extra, needed only with extra.budget_store
+    import redis
+    import redis.asyncio
+    import redis.asyncio.retry
+    import redis.retry
+    from redis.backoff import NoBackoff
+
+    kind, retry = (redis.asyncio.Redis, redis.asyncio.retry.Retry) if asynchronous else (redis.Redis, redis.retry.Retry)
+    client = kind.from_url(
+        url,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=SOCKET_TIMEOUT,
+        health_check_interval=30,
+        # One quick retry covers a pooled connection the server closed; an unreachable
+        # store must fail the call within seconds, not after a long backoff.
+        retry=retry(NoBackoff(), 1),
+    )
+    return _Store(client, {name: client.register_script(text) for name, text in _SCRIPTS})
+
+
+_clients: dict[str, _Store] = {}
 _clients_lock = threading.Lock()
 
 
-def _redis_client(url: str) -> Any:
-    """The process's redis client for ``url`` (thread-safe connection pool; fork-safe)."""
+def _redis_store(url: str) -> _Store:
+    """The process's sync client for ``url`` (thread-safe connection pool; fork-safe)."""
     with _clients_lock:
-        client = _clients.get(url)
-        if client is None:
-            # lazy: redis is the optional [redis] extra, needed only with extra.budget_store
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
+        store = _clients.get(url)
+        if store is None:
+            store = _clients[url] = _connect(url, asynchronous=False)
+        return store
 
-            client = redis.Redis.from_url(
-                url,
-                socket_connect_timeout=CONNECT_TIMEOUT,
-                socket_timeout=SOCKET_TIMEOUT,
-                health_check_interval=30,
-                # One quick retry covers a pooled connection the server closed; an unreachable
-                # store must fail the call within seconds, not after a long backoff.
-                retry=Retry(NoBackoff(), 1),
-            )
-            _scripts[url] = {
-                name: client.register_script(text)
-                for name, text in (
-                    ("book", _LUA_BOOK),
-                    ("renew", _LUA_RENEW),
-                    ("settle", _LUA_SETTLE),
-                    ("release", _LUA_RELEASE),
-                    ("rate_limited", _LUA_RATE_LIMITED),
-                    ("snapshot", _LUA_SNAPSHOT),
-                )
-            }
-            _clients[url] = client
-        return client
+
+@dataclass
+class _LoopStores:
+    """The async clients of one event loop, and the task that closes them when the loop ends."""
+
+    stores: dict[str, _Store] = field(default_factory=dict)
+    keeper: asyncio.Task[None] | None = None
+
+
+# Held weakly: a loop dropped without being shut down takes its clients with it.
+_loop_stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopStores] = weakref.WeakKeyDictionary()
+_inherited: list[Any] = []  # async clients a forked child got from its parent: kept, never closed
+
+
+async def _close_at_loop_end(held: _LoopStores) -> None:
+    """Sleeps until the loop's end cancels it (``asyncio.run``, ``Runner.close``), then closes
+    the loop's clients; in a forked child it only forgets them (the sockets are the parent's)."""
+    loop, pid = asyncio.get_running_loop(), os.getpid()
+    try:
+        await loop.create_future()
+    finally:
+        if _loop_stores.get(loop) is held:
+            del _loop_stores[loop]
+        stores = list(held.stores.values())
+        held.stores.clear()
+        for store in stores if os.getpid() == pid else ():
+            with contextlib.suppress(Exception):
+                await store.client.aclose()
+
+
+def _aredis_store(url: str) -> _Store:
+    """The running loop's async client for ``url``, made on first use in that loop.
+
+    Never blocks the loop: making the client opens no connection (the first call does, awaited).
+    """
+    loop = asyncio.get_running_loop()
+    held = _loop_stores.get(loop)
+    if held is None:
+        held = _loop_stores[loop] = _LoopStores()
+        held.keeper = loop.create_task(_close_at_loop_end(held), name="clova-budget-store-clients")
+    store = held.stores.get(url)
+    if store is None:
+        store = held.stores[url] = _connect(url, asynchronous=True)
+    return store
 
 
 def _store_errors() -> tuple[type[BaseException], ...]:
@@ -555,7 +630,7 @@ def check_store(settings: StoreSettings) -> str:
     """
     failures: tuple[type[BaseException], ...] = (*_store_errors(), ValueError)
     try:
-        client = _redis_client(settings.url)
+        client = _redis_store(settings.url).client
         client.ping()
         if client.eval("return 1", 0) != 1:
             raise ValueError("the store ran a script but did not return its answer")
@@ -614,23 +689,52 @@ class StoreReservation:
 
     def settle(self, actual_cost: int) -> None:
         """Replace the estimate by the real cost (the last figure wins); ignored after release."""
+        change = self._settling(actual_cost)
+        if change:
+            self._limiter._write("settle", change)
+
+    async def asettle(self, actual_cost: int) -> None:
+        """As :meth:`settle`, awaited on the running loop's client."""
+        change = self._settling(actual_cost)
+        if change:
+            await self._limiter._awrite("settle", change)
+
+    def _settling(self, actual_cost: int) -> list[Any]:
+        """The settle script's arguments (old member, new member, cost delta); empty: nothing to do."""
         if isinstance(actual_cost, bool) or not isinstance(actual_cost, int) or actual_cost < 0:
             raise ValueError(f"actual_cost must be a non-negative integer, got {actual_cost!r}")
         if not self._live or actual_cost == self._cost:
-            return
+            return []
         old = self.member
         delta, self._cost = actual_cost - self._cost, actual_cost
-        self._limiter._settle(old, self.member, delta)
+        return [old, self.member, delta]
 
     def release(self) -> None:
         """The request did not count (never sent, or refused with 429). Idempotent."""
-        if not self._live:
-            return
-        self._live = False
-        self._limiter._release(self.member)
+        if self._releasing():
+            self._limiter._write("release", self._limiter._release_args(self.member))
+
+    async def arelease(self) -> None:
+        """As :meth:`release`, awaited on the running loop's client."""
+        if self._releasing():
+            await self._limiter._awrite("release", self._limiter._release_args(self.member))
+
+    def _releasing(self) -> bool:
+        live, self._live = self._live, False
+        return live
 
     def __repr__(self) -> str:
         return f"StoreReservation(cost={self.cost}, granted_at={self.granted_at:.3f}, released={self.released})"
+
+
+@dataclass(frozen=True)
+class _Io:
+    """The I/O of one wait: how to run a script on the store, sleep, and wait on the fallback
+    limiter instead. Blocking functions wrapped by ``as_async`` or real awaitables."""
+
+    run: Callable[[str, list[Any]], Awaitable[Any]]
+    sleep: Callable[[float], Awaitable[Any]]
+    local: Callable[[RateLimiter, int], Awaitable[Reservation]]
 
 
 class StoreLimiter(PacedWindow):
@@ -696,9 +800,15 @@ class StoreLimiter(PacedWindow):
 
     # ---------------------------------------------------------------- store calls
 
-    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        client = _redis_client(self.settings.url)
-        return _scripts[self.settings.url][name](keys=keys, args=args, client=client)
+    def _run(self, name: str, args: list[Any]) -> Any:
+        """Run script ``name`` on this budget's keys with the process's sync client."""
+        store = _redis_store(self.settings.url)
+        return store.scripts[name](keys=self._keys, args=args, client=store.client)
+
+    async def _arun(self, name: str, args: list[Any]) -> Any:
+        """As :meth:`_run`, awaited on the running loop's async client (no thread hop)."""
+        store = _aredis_store(self.settings.url)
+        return await store.scripts[name](keys=self._keys, args=args, client=store.client)
 
     def _unreachable(self, exc: BaseException) -> RateLimiter:
         """The fallback limiter, or :class:`ClovaStudioBudgetStoreError` naming the fix."""
@@ -741,26 +851,24 @@ class StoreLimiter(PacedWindow):
     def _figures(self) -> list[Any]:
         return [self._budget.qpm, self._budget.tpm, repr(self._window), repr(self._margin)]
 
-    def _book(self, cost: int) -> tuple[_Booking, float, bool]:
-        """Join the shared line: (booking, seconds to wait, committed: send now?)."""
-        entry = os.urandom(8).hex()
-        args = [
-            cost,
-            *self._figures(),
-            repr(self.lease_seconds),
-            entry,
-            self._ttl(),
-            repr(REQUEST_CREDIT),
-            repr(TOKEN_BURST_FRACTION),
-        ]
-        status, wait, made, removed = self._run("book", self._keys, args)
-        booking = _Booking(f"{entry}|{cost}", cost, float(made), removed=int(removed))
-        if status == 2:
-            booking.committed_at = booking.made
-        return booking, max(0.0, float(wait)), status == 2
+    # ---------------------------------------------------------------- the wait: decisions without I/O
 
-    def _renew(self, booking: _Booking) -> tuple[float, bool] | None:
-        """Renew the lease, or commit once due: (seconds to wait, committed?); None to book again."""
+    def _call_for(self, booking: _Booking | None, cost: int) -> tuple[str, list[Any], _Booking]:
+        """The next script of the wait and its arguments: join the line (no booking yet), or
+        renew the booking's lease and commit it once due. Returns the booking the reply is for."""
+        if booking is None:
+            entry = os.urandom(8).hex()
+            booking = _Booking(f"{entry}|{cost}", cost, made=0.0)
+            args = [
+                cost,
+                *self._figures(),
+                repr(self.lease_seconds),
+                entry,
+                self._ttl(),
+                repr(REQUEST_CREDIT),
+                repr(TOKEN_BURST_FRACTION),
+            ]
+            return "book", args, booking
         args = [
             booking.member,
             repr(booking.made),
@@ -773,82 +881,72 @@ class StoreLimiter(PacedWindow):
             repr(TOKEN_BURST_FRACTION),
             repr(self.renew_seconds / 2),
         ]
-        reply = self._run("renew", self._keys, args)
-        if not reply[0]:
+        return "renew", args, booking
+
+    def _step(self, name: str, booking: _Booking, reply: Any) -> tuple[_Booking | None, float, bool]:
+        """The store's reply to ``_call_for``'s script, decided: (booking, seconds to sleep, send now?).
+
+        A booking of None means its lease lapsed and the next step books again.
+        """
+        if name == "book":
+            status, left, made, removed = reply
+            booking.made, booking.removed = float(made), int(removed)
+            if status == 2:
+                booking.committed_at = booking.made
+        elif not reply[0]:
             log.debug("%s: planned request %s; booking again", self.name, reply[1].decode())
-            return None
-        if reply[0] == 2:
-            booking.committed_at = float(reply[2])
+            return None, 0.0, False
         else:
-            booking.removed = int(reply[2])
-        return max(0.0, float(reply[1])), reply[0] == 2
-
-    def _next(self, booking: _Booking | None, cost: int) -> tuple[_Booking | None, float, bool]:
-        """One step of the wait: (booking, seconds to sleep, committed?). Runs off the event loop."""
-        if booking is None:
-            booking, left, sent = self._book(cost)
-        else:
-            renewed = self._renew(booking)
-            if renewed is None:
-                return None, 0.0, False
-            left, sent = renewed
-        if sent:
+            status, left = reply[0], reply[1]
+            if status == 2:
+                booking.committed_at = float(reply[2])
+            else:
+                booking.removed = int(reply[2])
+        if status == 2:
             return booking, 0.0, True
-        return booking, max(_MIN_SLEEP, min(self.renew_seconds, left)), False
+        return booking, max(_MIN_SLEEP, min(self.renew_seconds, max(0.0, float(left)))), False
 
-    def _drop(self, booking: _Booking | None) -> None:
-        if booking is not None:
-            with contextlib.suppress(*_store_errors()):
-                self._run("release", self._keys, [booking.member, repr(REQUEST_CREDIT)])
+    async def _acquire(self, cost: int, io: _Io) -> StoreReservation | Reservation:
+        """The one wait, run by ``acquire`` (blocking I/O) and ``aacquire`` (awaited I/O)."""
+        fallen = self._fallen_back()
+        if fallen is not None:
+            return await io.local(fallen, cost)
+        self._check_cost(cost)
+        booking: _Booking | None = None
+        started, logged = time.monotonic(), False
+        try:
+            while True:
+                name, args, booking = self._call_for(booking, cost)  # interrupted from here on: released
+                try:
+                    reply = await io.run(name, args)
+                except _store_errors() as exc:
+                    booking = None
+                    return await io.local(self._unreachable(exc), cost)
+                booking, wait, go = self._step(name, booking, reply)
+                if go and booking is not None:
+                    reservation, booking = StoreReservation(self, booking), None
+                    return reservation
+                logged = self._log_wait(started, logged)
+                await io.sleep(max(_MIN_SLEEP, wait))
+        finally:
+            if booking is not None:  # interrupted while waiting: give the slot back
+                with contextlib.suppress(*_store_errors()):
+                    await io.run("release", self._release_args(booking.member))
+
+    def _release_args(self, member: str) -> list[Any]:
+        return [member, repr(REQUEST_CREDIT)]
 
     # ---------------------------------------------------------------- public calls
 
     def acquire(self, cost: int) -> StoreReservation | Reservation:
         """Block until a request of ``cost`` tokens may be sent; book it in the shared window."""
-        fallen = self._fallen_back()
-        if fallen is not None:
-            return fallen.acquire(cost)
-        self._check_cost(cost)
-        booking: _Booking | None = None
-        started, logged = time.monotonic(), False
-        try:
-            while True:
-                try:
-                    booking, wait, go = self._next(booking, cost)
-                except _store_errors() as exc:
-                    booking = None
-                    return self._unreachable(exc).acquire(cost)
-                if go and booking is not None:
-                    reservation, booking = StoreReservation(self, booking), None
-                    return reservation
-                logged = self._log_wait(started, logged)
-                self._sleep(max(_MIN_SLEEP, wait))
-        finally:
-            self._drop(booking)  # interrupted while waiting: give the slot back
+        io = _Io(as_async(self._run), as_async(self._sleep), as_async(lambda local, cost: local.acquire(cost)))
+        return run_blocking(self._acquire(cost, io))
 
     async def aacquire(self, cost: int) -> StoreReservation | Reservation:
-        """Await until a request of ``cost`` tokens may be sent; store calls run off the event loop."""
-        fallen = self._fallen_back()
-        if fallen is not None:
-            return await fallen.aacquire(cost)
-        self._check_cost(cost)
-        booking: _Booking | None = None
-        started, logged = time.monotonic(), False
-        try:
-            while True:
-                try:
-                    booking, wait, go = await asyncio.to_thread(self._next, booking, cost)
-                except _store_errors() as exc:
-                    booking = None
-                    return await self._unreachable(exc).aacquire(cost)
-                if go and booking is not None:
-                    reservation, booking = StoreReservation(self, booking), None
-                    return reservation
-                logged = self._log_wait(started, logged)
-                await self._asleep(max(_MIN_SLEEP, wait))
-        finally:
-            if booking is not None:
-                await asyncio.to_thread(self._drop, booking)
+        """Await until a request of ``cost`` tokens may be sent; the store is awaited on this
+        loop's async client, so no store call waits for a thread of the default executor."""
+        return await self._acquire(cost, _Io(self._arun, self._asleep, lambda local, cost: local.aacquire(cost)))
 
     def _log_wait(self, started: float, logged: bool) -> bool:
         if not logged and time.monotonic() - started >= _LOG_WAIT_SECONDS:
@@ -858,9 +956,22 @@ class StoreLimiter(PacedWindow):
 
     def on_rate_limited(self, retry_after: float | None = None, *, reservation: Any = None) -> None:
         """The service answered 429: pause and slow down every caller of this budget, everywhere."""
+        if not self._fallback_429(retry_after, reservation):
+            self._said_429(self._write("rate_limited", self._rate_limited_args(retry_after, reservation)))
+
+    async def aon_rate_limited(self, retry_after: float | None = None, *, reservation: Any = None) -> None:
+        """As :meth:`on_rate_limited`, awaited on the running loop's client."""
+        if not self._fallback_429(retry_after, reservation):
+            self._said_429(await self._awrite("rate_limited", self._rate_limited_args(retry_after, reservation)))
+
+    def _fallback_429(self, retry_after: float | None, reservation: Any) -> bool:
+        """A 429 for a request the static fallback let through is that limiter's to handle."""
         if isinstance(reservation, Reservation) and self._fallback_factory is not None:
             self._fallback_factory().on_rate_limited(retry_after, reservation=reservation)
-            return
+            return True
+        return False
+
+    def _rate_limited_args(self, retry_after: float | None, reservation: Any) -> list[Any]:
         given = (
             repr(float(retry_after))
             if isinstance(retry_after, (int, float))
@@ -870,7 +981,7 @@ class StoreLimiter(PacedWindow):
             else ""
         )
         granted = repr(reservation.granted_at) if isinstance(reservation, StoreReservation) else ""
-        args = [
+        return [
             given,
             granted,
             repr(self._window),
@@ -883,11 +994,11 @@ class StoreLimiter(PacedWindow):
             repr(REQUEST_CREDIT),
             repr(TOKEN_BURST_FRACTION),
         ]
-        try:
-            new, pause, slowed_to = self._run("rate_limited", self._keys, args)
-        except _store_errors() as exc:
-            log.warning("%s: could not record a 429 in the budget store (%s)", self.name, type(exc).__name__)
+
+    def _said_429(self, reply: Any) -> None:
+        if reply is None:  # not recorded (the store is down): already logged
             return
+        new, pause, slowed_to = reply
         if new:
             log.warning(
                 "%s: CLOVA Studio answered 429; pausing every caller of this budget %.1f s and pacing at %.0f%% "
@@ -899,23 +1010,41 @@ class StoreLimiter(PacedWindow):
                 self.settings.display,
             )
 
-    def _settle(self, old: str, new: str, delta: int) -> None:
-        try:
-            self._run("settle", self._keys, [old, new, delta])
-        except _store_errors() as exc:
-            log.warning("%s: could not settle a booking in the budget store (%s)", self.name, type(exc).__name__)
+    _WRITES = {"settle": "settle a booking", "release": "release a booking", "rate_limited": "record a 429"}
 
-    def _release(self, member: str) -> None:
+    def _write(self, name: str, args: list[Any]) -> Any:
+        """Run a script that corrects the shared window; a store error is logged, not raised
+        (the answer is in, and the window heals within a span): None then."""
         try:
-            self._run("release", self._keys, [member, repr(REQUEST_CREDIT)])
+            return self._run(name, args)
         except _store_errors() as exc:
-            log.warning("%s: could not release a booking in the budget store (%s)", self.name, type(exc).__name__)
+            self._not_written(name, exc)
+            return None
+
+    async def _awrite(self, name: str, args: list[Any]) -> Any:
+        """As :meth:`_write`, awaited on the running loop's client."""
+        try:
+            return await self._arun(name, args)
+        except _store_errors() as exc:
+            self._not_written(name, exc)
+            return None
+
+    def _not_written(self, name: str, exc: BaseException) -> None:
+        log.warning("%s: could not %s in the budget store (%s)", self.name, self._WRITES[name], type(exc).__name__)
 
     def snapshot(self) -> dict[str, Any]:
         """Usage of the shared window now, as :meth:`RateLimiter.snapshot` reports it."""
-        used_q, used_t, waiting, paused, factor, granted, limited = self._run(
-            "snapshot", self._keys, [repr(self.span_seconds), repr(self._window)]
-        )
+        return self._usage(self._run("snapshot", self._snapshot_args()))
+
+    async def asnapshot(self) -> dict[str, Any]:
+        """As :meth:`snapshot`, awaited on the running loop's client (and readies it for ``aacquire``)."""
+        return self._usage(await self._arun("snapshot", self._snapshot_args()))
+
+    def _snapshot_args(self) -> list[Any]:
+        return [repr(self.span_seconds), repr(self._window)]
+
+    def _usage(self, reply: Any) -> dict[str, Any]:
+        used_q, used_t, waiting, paused, factor, granted, limited = reply
         return {
             "name": self.name,
             "store": self.settings.display,
@@ -975,15 +1104,17 @@ def store_limiter(
 
 
 def clear_store_limiters() -> None:
-    """Forget every store-backed limiter and redis client of this process (tests)."""
+    """Forget every store-backed limiter and sync redis client of this process (tests).
+
+    Async clients belong to their event loop and are closed when it ends.
+    """
     with _registry_lock:
         _registry.clear()
     with _clients_lock:
-        for client in _clients.values():
+        for store in _clients.values():
             with contextlib.suppress(Exception):
-                client.close()
+                store.client.close()
         _clients.clear()
-        _scripts.clear()
 
 
 def _after_fork_in_child() -> None:
@@ -992,7 +1123,8 @@ def _after_fork_in_child() -> None:
     _clients_lock = threading.Lock()
     _registry.clear()
     _clients.clear()
-    _scripts.clear()
+    _inherited.append(dict(_loop_stores))
+    _loop_stores.clear()
 
 
 if hasattr(os, "register_at_fork"):

@@ -127,10 +127,14 @@ class Metering:
     (``client/openai_pacing.py``): one rule for what a sent, refused or failed request costs.
     """
 
-    def __init__(self, limiter: Any, reserved_output_tokens: int) -> None:
+    def __init__(self, limiter: Any, reserved_output_tokens: int, *, deferred: bool = False) -> None:
         self.limiter = limiter
         self.reserved_output_tokens = reserved_output_tokens
         self.reservation: Any = None
+        #: Async callers: ``succeeded``/``failed`` only decide; ``aflush`` then tells the limiter,
+        #: awaited (the budget store's corrections are round trips that must not block the loop).
+        self.deferred = deferred
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
 
     def reserve(self, cost: int) -> None:
         """Wait for a place in the budget (no-op when unpaced)."""
@@ -149,19 +153,39 @@ class Metering:
         # without usage keeps the estimate: settling at 0 + maxTokens would under-charge.
         actual = actual_request_cost(raw, self.reserved_output_tokens) if isinstance(raw, Mapping) else None
         if actual is not None:
-            self.reservation.settle(actual)
+            self._tell("settle", actual)
 
     def failed(self, exc: ClovaStudioApiError) -> None:
         if self.reservation is None:
             return
         if isinstance(exc, ClovaStudioRateLimitError) or server_cannot_have_acted(exc):
             # Refused or never arrived: the server did not count it.
-            self.reservation.release()
+            self._tell("release")
             if isinstance(exc, ClovaStudioRateLimitError) and exc.is_budget:
                 # The refused reservation lets the limiter tell a new 429 episode from late
                 # reports of one it already slowed down for.
-                self.limiter.on_rate_limited(exc.retry_after, reservation=self.reservation)
+                self._tell("on_rate_limited", exc.retry_after)
         # Otherwise keep the estimate: the server may have counted the request.
+
+    def _tell(self, what: str, *args: Any) -> None:
+        """``settle``/``release`` the reservation or report ``on_rate_limited`` now, or later in
+        ``aflush`` through their awaited twins (``asettle``, ``arelease``, ``aon_rate_limited``)."""
+        if self.deferred:
+            self._pending.append((what, args))
+            return
+        if what == "on_rate_limited":
+            self.limiter.on_rate_limited(*args, reservation=self.reservation)
+        else:
+            getattr(self.reservation, what)(*args)
+
+    async def aflush(self) -> None:
+        """Tell the limiter, awaited and in order, what ``succeeded``/``failed`` decided (deferred)."""
+        pending, self._pending = self._pending, []
+        for what, args in pending:
+            if what == "on_rate_limited":
+                await self.limiter.aon_rate_limited(*args, reservation=self.reservation)
+            else:
+                await getattr(self.reservation, "a" + what)(*args)
 
 
 class _BaseClient:
@@ -195,8 +219,8 @@ class _BaseClient:
     def _limiter_for(self, call: Call) -> Any:
         return limiter_for(self.config, call.budget_model)
 
-    def _metering(self, call: Call) -> Metering:
-        return Metering(self._limiter_for(call), call.reserved_output_tokens)
+    def _metering(self, call: Call, *, deferred: bool = False) -> Metering:
+        return Metering(self._limiter_for(call), call.reserved_output_tokens, deferred=deferred)
 
     def _target(self, call: Call) -> tuple[str, httpx.Auth]:
         """The URL and auth ``call`` is sent with; raises (nothing sent) when no held scheme may make it."""
@@ -528,7 +552,7 @@ class AsyncClovaStudioClient(_BaseClient):
         late = self._deadline_reached(call, request_id, deadline)
         if late is not None:
             raise late
-        metering = self._metering(call)
+        metering = self._metering(call, deferred=True)
         await metering.areserve(call.estimated_cost)
         url, auth = target
         try:
@@ -539,8 +563,13 @@ class AsyncClovaStudioClient(_BaseClient):
             finally:
                 self._slots.release()
         except httpx.HTTPError as exc:
-            raise self._transport_failed(call, metering, exc, request_id) from exc
-        return self._finish(call, metering, response, request_id)
+            error = self._transport_failed(call, metering, exc, request_id)
+            await metering.aflush()
+            raise error from exc
+        try:
+            return self._finish(call, metering, response, request_id)
+        finally:
+            await metering.aflush()
 
     async def create_tuning_task(self, model: str, dataset: TuningDataset | None = None, **fields: Any) -> TuningTask:
         return self._remember(await self.call(calls.create_tuning_task(self._tuning_body(model, dataset, fields))))

@@ -163,6 +163,13 @@ class Reservation:
         """The request did not count (never sent, or refused with 429). Idempotent."""
         self._limiter._release(self._entry)
 
+    # The async twins of the store's reservation (``StoreReservation``): nothing to await here.
+    async def asettle(self, actual_cost: int) -> None:
+        self.settle(actual_cost)
+
+    async def arelease(self) -> None:
+        self.release()
+
     def __repr__(self) -> str:
         return f"Reservation(cost={self.cost}, granted_at={self.granted_at:.3f}, released={self.released})"
 
@@ -476,6 +483,12 @@ class RateLimiter(PacedWindow):
                 await self._asleep(wait)
         finally:
             self._leave(ticket)
+
+    async def aon_rate_limited(
+        self, retry_after: float | None = None, *, reservation: Reservation | None = None
+    ) -> None:
+        """:meth:`on_rate_limited` (in memory, nothing to await), as the store's limiter offers it."""
+        self.on_rate_limited(retry_after, reservation=reservation)
 
     def on_rate_limited(self, retry_after: float | None = None, *, reservation: Reservation | None = None) -> None:
         """The service answered 429 (42900/42901): slow down every caller of this limiter.

@@ -117,7 +117,7 @@ class _Pacing:
         self._config = config
         self._not_sent = not_sent
 
-    def _start(self, request: Any) -> tuple[Booking, Metering] | None:
+    def _start(self, request: Any, *, deferred: bool = False) -> tuple[Booking, Metering] | None:
         try:
             content = request.content
         except Exception:  # a streamed upload: nothing the OpenAI-compatible API takes
@@ -126,7 +126,7 @@ class _Pacing:
         if booking is None:
             return None
         limiter = limiter_for(self._config, booking.budget_model)
-        return booking, Metering(limiter, booking.reserved_output_tokens)
+        return booking, Metering(limiter, booking.reserved_output_tokens, deferred=deferred)
 
     def _unsent(self, metering: Metering, request: Any, exc: BaseException) -> None:
         """The request never left (connect failed, no free connection): it cost nothing."""
@@ -187,7 +187,7 @@ class AsyncPacedTransport(_Pacing):
     """The async twin of :class:`PacedTransport`; waits for a place without blocking the loop."""
 
     async def handle_async_request(self, request: Any) -> Any:
-        started = self._start(request)
+        started = self._start(request, deferred=True)  # the corrections are awaited below
         if started is None:
             return await self._inner.handle_async_request(request)
         booking, metering = started
@@ -196,10 +196,12 @@ class AsyncPacedTransport(_Pacing):
             response = await self._inner.handle_async_request(request)
         except BaseException as exc:
             self._unsent(metering, request, exc)
+            await metering.aflush()
             raise
         if self._readable(booking, response):
             await response.aread()
         self._answered(metering, booking, response)
+        await metering.aflush()
         return response
 
     async def aclose(self) -> None:

@@ -36,11 +36,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 from airflow_provider_clova.client.catalog import model_info
+from airflow_provider_clova.client.drivers import as_async, run_blocking
 from airflow_provider_clova.client.errors import (
     ClovaStudioApiError,
     ClovaStudioConfigError,
@@ -52,7 +53,6 @@ from airflow_provider_clova.client.models import TuningStatus, TuningTask
 from airflow_provider_clova.datasets import fix_for
 
 EventStatus = Literal["success", "failed", "timeout", "error"]
-T = TypeVar("T")
 
 _RANDOM = random.Random()
 
@@ -234,7 +234,7 @@ class TuningPoller:
         ``fetch`` returns the task or raises (the error is the poller's to judge); ``sleep``
         defaults to ``time.sleep``.
         """
-        return _run_blocking(self._wait(_as_async(fetch), _as_async(sleep or time.sleep)))
+        return run_blocking(self._wait(as_async(fetch), as_async(sleep or time.sleep)))
 
     async def wait_async(
         self,
@@ -247,7 +247,7 @@ class TuningPoller:
 
     def poll_sync(self, fetch: Callable[[], TuningTask]) -> PollEvent | Sleep:
         """One round of the loop without its pause: a sensor's poke (Airflow sleeps between pokes)."""
-        return _run_blocking(self._poll(_as_async(fetch)))
+        return run_blocking(self._poll(as_async(fetch)))
 
     async def _wait(
         self,
@@ -402,27 +402,3 @@ class TuningPoller:
 
     def _snapshot(self) -> dict[str, Any] | None:
         return self._last_task.to_dict() if self._last_task else None
-
-
-def _as_async(func: Callable[..., T]) -> Callable[..., Coroutine[Any, Any, T]]:
-    """``func`` as a coroutine function that runs it at once (no await inside)."""
-
-    async def run(*args: Any) -> T:
-        return func(*args)
-
-    return run
-
-
-def _run_blocking(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine whose awaits are all on ``_as_async`` functions.
-
-    Such a coroutine never suspends, so its first step runs it to the end, with no event loop
-    (and harmlessly inside one). This is how the blocking driver shares the async loop.
-    """
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    coro.close()
-    raise RuntimeError("a blocking tuning wait awaited something asynchronous")

@@ -23,7 +23,7 @@ async def chat(spec: dict[str, Any]) -> None:
     async with AsyncClovaStudioClient(config) as client:
         await client.list_tuning_tasks_page(0, 1)  # warm up: connection and imports ...
         call = client._chat_call([{"role": "user", "content": "."}], spec["model"], None, {})
-        await asyncio.to_thread(client._limiter_for(call).snapshot)  # ... and the store's client
+        await client._limiter_for(call).asnapshot()  # ... and this loop's client of the store
         print("READY", flush=True)
         start = float(await asyncio.to_thread(sys.stdin.readline))
         await asyncio.sleep(max(0.0, start - time.time()))

@@ -5,6 +5,7 @@ error naming the fix (or, when asked, the static split), and the keys stay bound
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import itertools
 import json
@@ -14,8 +15,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +26,12 @@ import pytest
 
 from airflow_provider_clova.client import budget_store, limiter
 from airflow_provider_clova.client.budget_store import StoreLimiter, StoreSettings
-from airflow_provider_clova.client.client import ClovaStudioClient
+from airflow_provider_clova.client.client import AsyncClovaStudioClient, ClovaStudioClient
 from airflow_provider_clova.client.config import config_from_connection
 from airflow_provider_clova.client.errors import ClovaStudioBudgetStoreError
 from airflow_provider_clova.client.limits import Budget
 from airflow_provider_clova.testing.pytest_plugin import ClovaEmulator, RedisServer
+from airflow_provider_clova.testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -289,3 +293,158 @@ def test_the_test_button_reaches_the_store_and_runs_a_script(
     assert "API key (Bearer)" in message and ": OK," in message  # the credential still checked out
     assert "FAILED: budget store redis://:***@127.0.0.1" in message and "extra.budget_store" in message
     assert "Fix:" in message and "d0wn-pw" not in message
+
+
+# -- the async path: one redis.asyncio client per event loop, awaited directly ----------------------
+
+
+def connected_clients(url: str) -> int:
+    import redis
+
+    with redis.Redis.from_url(url) as probe:
+        return int(probe.info("clients")["connected_clients"])
+
+
+def test_each_event_loop_gets_its_own_async_client_closed_when_the_loop_ends(redis_server: RedisServer) -> None:
+    store = StoreLimiter(KEY, Budget(qpm=100, tpm=10**6), StoreSettings(redis_server.url), window_seconds=4.0)
+    before = connected_clients(redis_server.url)
+
+    async def book_twice() -> tuple[Any, int]:
+        await store.aacquire(1)
+        mine = budget_store._aredis_store(redis_server.url)
+        await store.aacquire(1)
+        assert budget_store._aredis_store(redis_server.url) is mine  # same loop: the same client
+        return mine, connected_clients(redis_server.url)
+
+    first, open_in_first = asyncio.run(book_twice())
+    assert open_in_first == before + 1  # one connection for both bookings
+    # asyncio.run ended the loop: its client closed its connection and is forgotten.
+    wait_until(lambda: connected_clients(redis_server.url) == before, what="the first loop's client to disconnect")
+    second, _ = asyncio.run(book_twice())
+    assert second is not first and second.client is not first.client
+    assert store.snapshot()["granted_total"] == 4
+
+
+def test_a_closed_loop_s_client_is_not_reused(redis_server: RedisServer) -> None:
+    """A loop closed without ``asyncio.run``'s clean-up (its tasks never cancelled) still hands
+    nothing to the next loop."""
+    store = StoreLimiter(KEY, Budget(qpm=100, tpm=10**6), StoreSettings(redis_server.url), window_seconds=4.0)
+
+    async def book() -> Any:
+        await store.aacquire(1)
+        return budget_store._aredis_store(redis_server.url)
+
+    loop = asyncio.new_event_loop()
+    try:
+        first = loop.run_until_complete(book())
+    finally:
+        loop.close()
+    second = asyncio.run(book())
+    assert second.client is not first.client
+
+
+async def test_async_booking_never_waits_for_the_default_executor(redis_server: RedisServer) -> None:
+    """The only thread of the loop's default executor is busy the whole time, yet requests book,
+    wait in the line (renewing their lease), commit, settle, release and report a 429: no store
+    call goes through a thread."""
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(max_workers=1)
+    loop.set_default_executor(executor)
+    unblock = threading.Event()
+    blocker = loop.run_in_executor(None, unblock.wait)
+    try:
+        store = StoreLimiter(
+            KEY, Budget(qpm=4, tpm=10**6), StoreSettings(redis_server.url), window_seconds=1.0, poll_seconds=0.1
+        )
+        reservations = await asyncio.wait_for(asyncio.gather(*(store.aacquire(1) for _ in range(3))), 20)
+        assert not blocker.done()
+        granted = sorted(r.granted_at for r in reservations if isinstance(r, budget_store.StoreReservation))
+        assert len(granted) == 3
+        # Paced in the shared line: the later ones waited (renewing) for their planned time.
+        assert granted[-1] - granted[0] >= 0.4, granted
+        # The corrections are awaited on the loop too: settle, release, a 429.
+        first, second, third = reservations
+        await first.asettle(5)
+        await second.arelease()
+        await store.aon_rate_limited(0.5, reservation=third)
+        seen = await store.asnapshot()
+        assert (seen["used_qpm"], seen["used_tpm"], seen["granted_total"]) == (2, 5 + 1, 3)
+        assert seen["rate_limited_total"] == 1 and seen["paused_for_seconds"] > 0
+        assert not blocker.done()
+    finally:
+        unblock.set()
+        await blocker
+
+
+async def test_a_cancelled_async_waiter_leaves_the_line(redis_server: RedisServer) -> None:
+    store = StoreLimiter(KEY, Budget(qpm=2, tpm=10**6), StoreSettings(redis_server.url), window_seconds=30.0)
+    await store.aacquire(1)
+    await store.aacquire(1)  # the window is full: the next one waits in the line for ~30 s
+    waiter = asyncio.create_task(store.aacquire(1))
+
+    async def planned() -> None:  # polled on this loop, where the waiter books
+        while (await store.asnapshot())["waiting"] != 1:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(planned(), 15)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert (await store.asnapshot())["waiting"] == 0  # released on the way out, not left to its lease
+
+
+async def test_unreachable_store_on_the_async_path_is_the_typed_error(
+    clova_emulator: ClovaEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"redis://:as%21nc-pw@127.0.0.1:{closed_port()}/0"
+    config = chat_config(clova_emulator, budget_store=url)
+    async with AsyncClovaStudioClient(config) as client:
+        with pytest.raises(ClovaStudioBudgetStoreError) as caught:
+            await client.chat_completion([{"role": "user", "content": "hi"}], model="HCX-005")
+    text = str(caught.value)
+    assert "extra.budget_store" in text and "Fix:" in text and "redis://:***@127.0.0.1" in text
+    assert "as!nc" not in text and "as%21nc" not in text and "as!nc" not in caplog.text
+    assert "chat.v3" not in clova_emulator.stats()["requests"]  # nothing was sent
+
+
+async def test_unreachable_store_on_the_async_path_falls_back_when_asked() -> None:
+    url = f"redis://:pw-y@127.0.0.1:{closed_port()}/0"
+    local = limiter.RateLimiter(Budget(qpm=10, tpm=10**6), window_seconds=4.0)
+    store = StoreLimiter(
+        KEY, Budget(qpm=10, tpm=10**6), StoreSettings(url, "static"), window_seconds=4.0, fallback=lambda: local
+    )
+    reservation = await store.aacquire(1)
+    assert isinstance(reservation, limiter.Reservation) and local.snapshot()["granted_total"] == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.version_info < (3, 11), reason="needs os.fork and asyncio.Runner")
+def test_a_forked_child_makes_its_own_async_client_and_leaves_the_parent_s(redis_server: RedisServer) -> None:
+    store = StoreLimiter(KEY, Budget(qpm=100, tpm=10**6), StoreSettings(redis_server.url), window_seconds=4.0)
+
+    async def book() -> Any:
+        await store.aacquire(1)
+        return budget_store._aredis_store(redis_server.url)
+
+    with asyncio.Runner() as runner:
+        parents = runner.run(book())
+        pid = os.fork()
+        if pid == 0:  # the child, on the same loop object: a client of its own, then a clean loop end
+            code = 1
+            try:
+                code = 0 if runner.run(book()) is not parents else 2
+                runner.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert runner.run(book()) is parents  # the parent's client still works, on its own socket
+    assert store.snapshot()["granted_total"] == 3
+
+
+async def test_a_429_the_down_store_cannot_record_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"redis://:l0g-pw@127.0.0.1:{closed_port()}/0"
+    store = StoreLimiter(KEY, Budget(qpm=10, tpm=10**6), StoreSettings(url), window_seconds=4.0)
+    with caplog.at_level(logging.WARNING):
+        await store.aon_rate_limited(1.0)  # the answer is in: a lost correction must not fail the call
+    assert "could not record a 429 in the budget store (ConnectionError)" in caplog.text
+    assert "l0g-pw" not in caplog.text

@@ -111,12 +111,22 @@ class FakeReservation:
     cost: int
     settled: int | None = None
     released: bool = False
+    #: Corrected through the async twins (the async client must never block its loop on them).
+    awaited: bool = False
 
     def settle(self, actual: int) -> None:
         self.settled = actual
 
     def release(self) -> None:
         self.released = True
+
+    async def asettle(self, actual: int) -> None:
+        self.awaited = True
+        self.settle(actual)
+
+    async def arelease(self) -> None:
+        self.awaited = True
+        self.release()
 
 
 @dataclass
@@ -126,6 +136,7 @@ class FakeLimiter:
     rate_limited: list[float | None] = field(default_factory=list)
     rate_limited_reservations: list[Any] = field(default_factory=list)
     async_acquires: int = 0
+    async_rate_limited: int = 0
 
     def acquire(self, cost: int) -> FakeReservation:
         reservation = FakeReservation(cost)
@@ -139,6 +150,10 @@ class FakeLimiter:
     def on_rate_limited(self, retry_after: float | None, *, reservation: Any = None) -> None:
         self.rate_limited.append(retry_after)
         self.rate_limited_reservations.append(reservation)
+
+    async def aon_rate_limited(self, retry_after: float | None, *, reservation: Any = None) -> None:
+        self.async_rate_limited += 1
+        self.on_rate_limited(retry_after, reservation=reservation)
 
 
 @pytest.fixture

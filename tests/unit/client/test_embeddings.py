@@ -67,6 +67,8 @@ async def test_async_embed_retries_a_429_and_releases_the_refused_reservation(
     assert result.input_tokens == 4 and result.embedding == VECTOR
     first, second = fake_limiter.reservations
     assert first.released and second.settled == 4 and fake_limiter.async_acquires == 2
+    # Every correction was awaited (a budget store's is a round trip that must not block the loop).
+    assert first.awaited and second.awaited and fake_limiter.async_rate_limited == 1
     assert sleeps == [1.0]
 
 

@@ -259,6 +259,7 @@ async def test_the_async_transport_books_without_blocking_the_loop(limiter: Fake
     await client.close()
     assert answer_.usage is not None and answer_.usage.prompt_tokens == 9
     assert limiter.async_acquires == 1 and limiter.reservations[0].settled == 9 + 5 and len(seen) == 1
+    assert limiter.reservations[0].awaited  # settled through the awaited twin
 
 
 def test_a_success_without_a_readable_body_keeps_the_estimate(limiter: FakeLimiter) -> None:

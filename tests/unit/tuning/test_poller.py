@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_clova.client.drivers import run_blocking
 from airflow_provider_clova.client.errors import (
     ClovaStudioAuthError,
     ClovaStudioError,
@@ -30,7 +31,6 @@ from airflow_provider_clova.client.polling import (
     PollPolicy,
     Sleep,
     TuningPoller,
-    _run_blocking,
     failure_of,
     tuning_result,
 )
@@ -525,7 +525,7 @@ def test_poll_sync_is_one_look_and_no_pause() -> None:
 
 def test_the_blocking_runner_refuses_a_coroutine_that_really_awaits() -> None:
     with pytest.raises(RuntimeError, match="asynchronous"):
-        _run_blocking(asyncio.sleep(0))
+        run_blocking(asyncio.sleep(0))
 
 
 # -- what a finished wait turns into ------------------------------------------------------------
