@@ -44,6 +44,7 @@ bench: venv
 	$(PY) bench/rate_budget.py
 	$(PY) bench/triggerer_scale.py
 	$(PY) bench/embedding_throughput.py
+	$(PY) bench/store_hop.py
 
 clean:
 	rm -rf .venv .venv-af2 .demo .artifacts
