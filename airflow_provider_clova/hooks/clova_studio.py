@@ -220,6 +220,10 @@ class ClovaStudioHook(BaseHook):
         """The paced HTTP client the SDK clients above use, for clients that build their own SDK
         client: LangChain's ``ChatClovaX(..., http_client=hook.openai_http_client(),
         http_async_client=hook.openai_http_client(asynchronous=True))``."""
+        return self._paced_http_client(self.config, asynchronous)
+
+    @staticmethod
+    def _paced_http_client(config: ClientConfig, asynchronous: bool) -> Any:
         # lazy: openai is the optional [openai] extra, and heavy
         import openai
 
@@ -227,15 +231,9 @@ class ClovaStudioHook(BaseHook):
         from airflow_provider_clova.client.openai_pacing import paced_http_client
 
         client_class = openai.DefaultAsyncHttpxClient if asynchronous else openai.DefaultHttpxClient
-        return paced_http_client(client_class, self.config)
+        return paced_http_client(client_class, config)
 
     def _openai_settings(self, config: ClientConfig, *, asynchronous: bool) -> dict[str, Any]:
-        # lazy: openai is the optional [openai] extra, and heavy
-        import openai
-
-        # lazy: the client core loads httpx, and operators import this hook when a DAG file is parsed
-        from airflow_provider_clova.client.openai_pacing import paced_http_client
-
         bearer = config.credentials.bearer
         if bearer is None:
             raise ClovaStudioConfigError(
@@ -243,13 +241,12 @@ class ClovaStudioHook(BaseHook):
                 "(Bearer), and this connection has none. Fix: add the API key (nv-...) as extra.api_key, or in "
                 "'password' when the connection has no IAM keys"
             )
-        client_class = openai.DefaultAsyncHttpxClient if asynchronous else openai.DefaultHttpxClient
         return {
             "api_key": bearer.api_key,
             "base_url": f"{config.base_url}/v1/openai/",
             "timeout": config.timeout,
             "max_retries": config.retry.max_attempts - 1,
-            "http_client": paced_http_client(client_class, config),
+            "http_client": self._paced_http_client(config, asynchronous),
         }
 
     def close(self) -> None:
