@@ -18,7 +18,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from airflow_provider_clova.datasets import SAMPLE_DATASET
 from airflow_provider_clova.links.console import ClovaStudioTuningConsoleLink, console_url
 from airflow_provider_clova.testing.servers import ClovaEmulator, MotoServer
 from airflow_provider_clova.testing.servers import _kill as stop_process
+from airflow_provider_clova.testing.waiting import wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -63,16 +63,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def healthy(url: str) -> bool:
@@ -167,7 +157,7 @@ def test_connection_form_test_button_and_console_link(
         )
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
         (task,) = emulator.stats()["tuning_tasks_created"]
-        wait_until(lambda: healthy(url), 120, "the api-server")
+        wait_until(lambda: healthy(url), 120, interval=0.2, what="the api-server")
 
         def find(css: str, text: str | None = None) -> Any:
             def look(_: Any) -> Any:
@@ -179,7 +169,7 @@ def test_connection_form_test_button_and_console_link(
                     return None
                 return None
 
-            return wait_until(lambda: look(None), 30, f"{css} {text or ''}")
+            return wait_until(lambda: look(None), 30, interval=0.2, what=f"{css} {text or ''}")
 
         def click(css: str, text: str | None = None) -> None:
             def attempt() -> bool:
@@ -189,7 +179,7 @@ def test_connection_form_test_button_and_console_link(
                 except StaleElementReferenceException:  # React re-rendered it; find it again
                     return False
 
-            wait_until(attempt, 30, f"a clickable {css} {text or ''}")
+            wait_until(attempt, 30, interval=0.2, what=f"a clickable {css} {text or ''}")
 
         # -- the form, filled as a user would ------------------------------------------------
         browser.get(f"{url}/connections")
@@ -206,8 +196,7 @@ def test_connection_form_test_button_and_console_link(
         browser.save_screenshot(str(ARTIFACTS / "ui-1-standard-fields.png"))
         click("button", "Extra Fields")
         find("label", "Auth type")
-        body = browser.find_element(By.TAG_NAME, "body").text
-        for label in (
+        labels = (
             "App type",
             "Limits (QPM/TPM overrides)",
             "Console link",
@@ -215,8 +204,15 @@ def test_connection_form_test_button_and_console_link(
             "Budget window (seconds)",
             "Slots of each CLOVA pool",
             "API Gateway key",
-        ):
-            assert label in body, label
+        )
+
+        def missing() -> list[str]:
+            # The section opens with an animation: text only counts once it is visible.
+            text = browser.find_element(By.TAG_NAME, "body").text
+            return [label for label in labels if label not in text]
+
+        wait_until(lambda: not missing(), 30, interval=0.2, what="every extra field's label")
+        body = browser.find_element(By.TAG_NAME, "body").text
         assert "Bearer" in body  # the help that says which auth to choose
         auth = browser.find_element(By.CSS_SELECTOR, "input[name='element_auth_type']").find_element(
             By.XPATH, "preceding::input[@role='combobox'][1]"
