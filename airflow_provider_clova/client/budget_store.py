@@ -634,13 +634,16 @@ def check_store(settings: StoreSettings) -> str:
         client.ping()
         if client.eval("return 1", 0) != 1:
             raise ValueError("the store ran a script but did not return its answer")
-        version = client.info("server").get("redis_version", "unknown version")
     except failures as exc:
         reason = _scrub(f"{type(exc).__name__}: {exc}", settings.url).rstrip(".")
         raise ClovaStudioBudgetStoreError(
             f"budget store {settings.display} (extra.budget_store) cannot be used: {reason}. Fix: start Redis "
             "(with scripting enabled) or correct the URL and password in the connection's extra.budget_store"
         ) from None
+    try:  # the limiter never needs INFO; a store whose ACL refuses it still passes
+        version = client.info("server").get("redis_version", "unknown version")
+    except failures:
+        version = "version unknown (INFO not allowed)"
     return f"budget store {settings.display}: OK, Redis {version}, scripts run (fallback: {settings.fallback})"
 
 

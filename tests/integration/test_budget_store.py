@@ -449,3 +449,17 @@ async def test_a_429_the_down_store_cannot_record_is_logged_not_raised(caplog: p
         await store.aon_rate_limited(1.0)  # the answer is in: a lost correction must not fail the call
     assert "could not record a 429 in the budget store (ConnectionError)" in caplog.text
     assert "l0g-pw" not in caplog.text
+
+
+def test_the_test_button_passes_a_store_whose_acl_refuses_info(redis_server: RedisServer) -> None:
+    """A managed store may deny INFO; the limiter only needs scripts, so the check does too."""
+    from airflow_provider_clova.client.budget_store import check_store
+
+    redis_server.command("ACL", "SETUSER", "pacer", "on", ">pacer-pw-9", "~*", "+@all", "-info")
+    try:
+        url = f"redis://pacer:pacer-pw-9@{redis_server.host}:{redis_server.port}/0"
+        answer = check_store(StoreSettings(url))
+        assert "OK, Redis version unknown (INFO not allowed), scripts run" in answer
+        assert "pacer-pw-9" not in answer
+    finally:
+        redis_server.command("ACL", "DELUSER", "pacer")
